@@ -1,0 +1,72 @@
+"""The ``wormclean`` command line: a click group whose subcommands live one per module in this package.
+
+Subcommands are imported only when used, so ``wormclean --help`` and ``wormclean info`` do not pay for
+importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from wormclean import __version__
+from wormclean.errors import WormcleanError
+
+# command name -> "module:function" inside wormclean.cli
+COMMANDS = {
+    "info": "info:info",
+    "simulate": "simulate:simulate",
+    "fit": "fit:fit",
+    "mask": "mask:mask",
+    "preview": "mask:preview",
+    "crops": "stills:crops",
+    "filter": "stills:filter_images",
+    "evaluate": "stills:evaluate",
+}
+
+
+class _LazyGroup(click.Group):
+    """Imports a subcommand's module on first use and turns user errors into one line and exit code 2."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        module = importlib.import_module(f"wormclean.cli.{module_name}")
+        return getattr(module, attribute)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WormcleanError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+        except OSError as error:
+            # A full disk, a permission problem: the user can act on it, a traceback does not help them.
+            where = f": {error.filename}" if getattr(error, "filename", None) else ""
+            click.echo(f"Error: {error.strerror or error}{where}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wormclean")
+@click.option("-v", "--verbose", count=True, help="More messages (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Separate worms from the background of tracking videos, with a U-Net that learns the background
+    from the videos themselves (no annotation)."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,1 @@
+"""Training data: lagged frame pairs from videos, patch streams."""

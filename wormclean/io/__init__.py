@@ -1,0 +1,1 @@
+"""Video, image and HDF5 input/output."""

@@ -1,0 +1,1 @@
+"""Tiled inference and the video masking pipeline."""

@@ -1,0 +1,1 @@
+"""From background and frame to worm masks."""

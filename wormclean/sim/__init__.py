@@ -1,0 +1,1 @@
+"""Synthetic worm videos with known truth."""

@@ -1,0 +1,1 @@
+"""Still images: crop extraction, synthetic pairs, filtering and evaluation."""

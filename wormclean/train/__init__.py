@@ -1,0 +1,1 @@
+"""Training (``wormclean fit``)."""
