@@ -131,7 +131,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for non-torch or damaged files
-        raise ModelFileError(f"{path} is not a wormclean model file (cannot be read: {type(error).__name__})")
+        raise ModelFileError(f"{path} is not a wormclean model file (cannot be read: {type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a wormclean model file")
     version = payload.get("format_version")
@@ -146,7 +146,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         net = UNet(config)
         net.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
-        raise ModelFileError(f"{path} is a damaged wormclean model file ({error})".splitlines()[0])
+        raise ModelFileError(f"{path} is a damaged wormclean model file ({error})".splitlines()[0]) from None
     net.eval()
     return ModelFile(
         net=net,
