@@ -1,0 +1,177 @@
+"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks.
+
+Images carry no frame rate; they play at :data:`~wormclean.io.video.DEFAULT_FPS` (25 frames per second).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from wormclean.errors import VideoError
+from wormclean.io.video import DEFAULT_FPS, IndexedReader, VideoInfo
+
+TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"}) | TIFF_SUFFIXES
+"""Suffixes of frame images in an image-sequence folder."""
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders ``frame2.png`` before ``frame10.png``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name.lower())]
+
+
+def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files and sub-folders of ``folder``, hidden ones left out, files in natural order.
+
+    Raises :class:`VideoError` if the folder cannot be listed.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            entries = [entry for entry in entries if not entry.name.startswith(".")]
+            files = sorted((Path(e.path) for e in entries if e.is_file()), key=natural_key)
+            folders = sorted(Path(e.path) for e in entries if e.is_dir())
+    except OSError as error:
+        raise VideoError(f"{folder}: cannot read the folder ({error.strerror or error})") from None
+    return files, folders
+
+
+def is_tiff_stack(path: Path) -> bool:
+    """Whether the TIFF file ``path`` holds more than one frame (an unreadable one counts as a single frame)."""
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            return len(tiff.series[0].pages) > 1
+    except (OSError, ValueError, IndexError, tifffile.TiffFileError):
+        return False
+
+
+def to_grey(image: np.ndarray, channel_order: str) -> np.ndarray:
+    """An image as grey ``(height, width)``: colour by luma (ITU-R 601), alpha dropped.
+
+    Parameters
+    ----------
+    image : ``(height, width)`` or ``(height, width, channels)``, 1 to 4 channels
+    channel_order : ``"BGR"`` (OpenCV) or ``"RGB"`` (tifffile), for 3 and 4 channels
+    """
+    if image.ndim == 2:
+        return image
+    channels = image.shape[2]
+    if channels <= 2:  # grey, or grey with alpha
+        return image[:, :, 0]
+    code = {
+        ("BGR", 3): cv2.COLOR_BGR2GRAY,
+        ("BGR", 4): cv2.COLOR_BGRA2GRAY,
+        ("RGB", 3): cv2.COLOR_RGB2GRAY,
+        ("RGB", 4): cv2.COLOR_RGBA2GRAY,
+    }[channel_order, min(channels, 4)]
+    return cv2.cvtColor(np.ascontiguousarray(image[:, :, :4]), code)
+
+
+def _bit_depth(array: np.ndarray, path: Path) -> int:
+    if array.dtype == np.uint8:
+        return 8
+    if array.dtype == np.uint16:
+        return 16
+    raise VideoError(f"{path}: pixels of type {array.dtype} are not supported (only 8- and 16-bit unsigned)")
+
+
+class ImageSequenceReader(IndexedReader):
+    """Frames stored as one image file each (png, jpg, tif), in the natural order of their names.
+
+    Every image must have the size and type of the first; the video breaks at the first one that does not.
+    """
+
+    def __init__(self, files: list[Path], path: Path, codec: str) -> None:
+        self._files = files
+        first = self._load(0)
+        height, width = first.shape
+        info = VideoInfo(path, len(files), DEFAULT_FPS, height, width, _bit_depth(first, files[0]), codec)
+        super().__init__(info)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> ImageSequenceReader:
+        """The frame images (png, jpg, jpeg, tif, tiff) in ``folder``; other files are ignored."""
+        folder = Path(folder)
+        files, _ = list_folder(folder)
+        frames = [file for file in files if file.suffix.lower() in IMAGE_SUFFIXES]
+        if not frames:
+            kinds = ", ".join(sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES))
+            state = "is empty" if not files else f"holds no frame images ({kinds})"
+            raise VideoError(f"{folder} {state}")
+        return cls(frames, folder, _codec_name(frames))
+
+    @classmethod
+    def from_image(cls, path: str | Path) -> ImageSequenceReader:
+        """A single image as a one-frame video."""
+        path = Path(path)
+        return cls([path], path, _codec_name([path]))
+
+    def close(self) -> None:
+        """Nothing to release: each image is opened while it is read."""
+
+    def _load(self, index: int) -> np.ndarray:
+        path = self._files[index]
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise VideoError(f"{path} is not a readable image")
+        return to_grey(image, "BGR")
+
+
+def _codec_name(files: list[Path]) -> str:
+    """``"png-sequence"``, ``"jpeg-sequence"``, ``"tiff-sequence"``, or ``"image-sequence"`` when mixed."""
+    kinds = {file.suffix.lower().replace("jpg", "jpeg").replace("tiff", "tif") for file in files}
+    names = {".png": "png", ".jpeg": "jpeg", ".tif": "tiff"}
+    return f"{names[kinds.pop()]}-sequence" if len(kinds) == 1 else "image-sequence"
+
+
+class TiffStackReader(IndexedReader):
+    """A TIFF file whose pages are the frames (a single-page file is a one-frame video), read page by page.
+
+    Pages are read with tifffile, or with OpenCV when they are compressed in a way tifffile cannot decode
+    without the optional imagecodecs package (LZW, as OpenCV and some microscopes write).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self._filename = str(path)
+        try:
+            self._tiff = tifffile.TiffFile(path)
+            self._pages = self._tiff.series[0].pages
+        except (OSError, ValueError, IndexError, tifffile.TiffFileError) as error:
+            raise VideoError(f"{path} is not a readable TIFF file ({error})") from None
+        self._lock = threading.Lock()  # the file handle is shared: one page at a time
+        self._with_opencv = False
+        try:
+            first = self._load(0)
+        except VideoError:
+            self._with_opencv = True
+            try:
+                first = self._load(0)
+            except VideoError as error:
+                self._tiff.close()
+                raise VideoError(f"{path}: {error}") from None
+        height, width = first.shape
+        info = VideoInfo(path, len(self._pages), DEFAULT_FPS, height, width, _bit_depth(first, path), "tiff-stack")
+        super().__init__(info)
+
+    def close(self) -> None:
+        self._tiff.close()
+
+    def _load(self, index: int) -> np.ndarray:
+        if self._with_opencv:
+            read, pages = cv2.imreadmulti(self._filename, start=index, count=1, flags=cv2.IMREAD_UNCHANGED)
+            if not read or not pages:
+                raise VideoError(f"page {index} cannot be read")
+            return to_grey(pages[0], "BGR")
+        try:
+            with self._lock:
+                page = self._pages[index].asarray()
+        except (OSError, ValueError, IndexError, tifffile.TiffFileError) as error:
+            raise VideoError(f"page {index} cannot be read ({error})") from None
+        return to_grey(page, "RGB")
