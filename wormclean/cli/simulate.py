@@ -1,0 +1,110 @@
+"""``wormclean simulate``: write a synthetic worm video and its true masks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from wormclean.cli.common import overwrite_option, progress_bar, quiet_option, say
+
+
+class FrameSize(click.ParamType):
+    """``N`` (square) or ``HxW`` in pixels."""
+
+    name = "N|HxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            sides = tuple(int(side) for side in str(value).lower().split("x"))
+        except ValueError:
+            sides = ()
+        if len(sides) == 1:
+            sides = sides * 2
+        if len(sides) != 2 or min(sides) < 1:
+            self.fail(f"expected N or HEIGHTxWIDTH in pixels, got {value!r}", param, ctx)
+        return sides
+
+
+@click.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--size", type=FrameSize(), default=None, help="Frame size, N or HxW pixels [default: 2048].")
+@click.option("--frames", "n_frames", type=int, default=None, help="Number of frames [default: 250].")
+@click.option("--fps", type=float, default=None, help="Frames per second [default: 25].")
+@click.option("--worms", "n_worms", type=int, default=None, help="Number of worms [default: 10].")
+@click.option("--immobile", "immobile_fraction", type=float, default=None,
+              help="Fraction of worms that never move [default: 0.3].")
+@click.option("--length", "worm_length", type=float, default=None,
+              help="Worm length in pixels [default: 80 per 2048 pixels of frame, at least 16].")
+@click.option("--width", "worm_width", type=float, default=None,
+              help="Worm width in pixels [default: length / 12, at least 2].")
+@click.option("--contrast", type=float, default=None,
+              help="Grey levels between worms and the background [default: 40].")
+@click.option("--speed", type=float, default=None, help="Crawling speed in body lengths per second [default: 0.2].")
+@click.option("--noise", "noise_sigma", type=float, default=None,
+              help="Sensor noise standard deviation, grey levels [default: 3].")
+@click.option("--flicker", type=float, default=None,
+              help="Standard deviation of the per-frame brightness gain [default: 0.01].")
+@click.option("--blur", "blur_sigma", type=float, default=None, help="Optical blur sigma in pixels [default: 0].")
+@click.option("--lawn/--no-lawn", default=None, help="Draw a bacterial lawn [default: --lawn].")
+@click.option("--dust", "n_dust", type=int, default=None, help="Number of dust specks [default: 30].")
+@click.option("--fibres", "n_fibres", type=int, default=None,
+              help="Number of worm-like fibres and scratches [default: 3].")
+@click.option("--light-worms/--dark-worms", default=None,
+              help="Bright worms on a dark background (dark field) [default: --dark-worms].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed, the same video.")
+@click.option("--randomise", is_flag=True,
+              help="Draw every setting not given from the seed (varied videos for training); size and frames "
+                   "then default to 256 and 100.")
+@click.option("--crf", type=float, default=18.0, show_default=True, help="H.264 quality (0 lossless, 51 worst).")
+@click.option("--preset", default="ultrafast", show_default=True, help="H.264 speed preset.")
+@click.option("--dry-run", is_flag=True, help="Print the settings and stop.")
+@overwrite_option
+@quiet_option
+def simulate(out, size, n_frames, fps, n_worms, immobile_fraction, worm_length, worm_width, contrast, speed,
+             noise_sigma, flicker, blur_sigma, lawn, n_dust, n_fibres, light_worms, seed, randomise, crf, preset,
+             dry_run, overwrite, quiet):
+    """Write a synthetic worm video OUT (e.g. plate.mp4) and its truth OUT.truth.h5.
+
+    Dark, undulating worms crawl on a light, uneven plate (vignetting, bacterial lawn, dust, fibres) with
+    sensor noise and flicker; a fraction of them never move. The truth file holds every frame's worm labels,
+    the noise-free background and the flicker gains.
+    """
+    from wormclean.io.writer import EncoderSettings
+    from wormclean.sim import SimulationSettings, write_simulation
+    from wormclean.sim.write import check_simulation_outputs
+
+    given = dict(
+        size=size, n_frames=n_frames, fps=fps, n_worms=n_worms, immobile_fraction=immobile_fraction,
+        worm_length=worm_length, worm_width=worm_width, contrast=contrast, speed=speed, noise_sigma=noise_sigma,
+        flicker=flicker, blur_sigma=blur_sigma, lawn=lawn, n_dust=n_dust, n_fibres=n_fibres,
+        dark_worms=None if light_worms is None else not light_worms,
+    )
+    given = {name: value for name, value in given.items() if value is not None}
+    if randomise:
+        settings = SimulationSettings.randomised(seed, **given)
+    else:
+        settings = SimulationSettings(seed=seed, **given)
+    encoder = EncoderSettings(crf=crf, preset=preset)
+    if dry_run:
+        for field in fields(settings):
+            click.echo(f"{field.name}: {getattr(settings, field.name)}")
+        click.echo(f"worm size in pixels: {settings.length_px:g} x {settings.width_px:g}")
+        click.echo(f"encoder: {encoder}")
+        return
+    video, truth = check_simulation_outputs(out, overwrite)
+    started = time.perf_counter()
+    with progress_bar(settings.n_frames, "Simulating", "frame", quiet) as bar:
+        write_simulation(video, settings, overwrite=overwrite, progress=lambda done: bar.update(done - bar.n),
+                         encoder=encoder)
+    height, width = settings.size
+    say(
+        f"Wrote {video} and {truth.name}: {width}x{height}, {settings.n_frames} frames at "
+        f"{settings.fps:g} fps, {settings.n_worms} worms ({settings.n_immobile} immobile), "
+        f"in {time.perf_counter() - started:.1f} s",
+        quiet,
+    )
