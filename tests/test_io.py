@@ -507,3 +507,11 @@ def test_find_videos_passes_over_hdf5_files_without_frames(tmp_path):
     assert find_videos([tmp_path]) == [tmp_path / "masked.hdf5"]
     # Named explicitly, it is still tried, and refused with a reason.
     assert find_videos([tmp_path / "plate.truth.h5"]) == [tmp_path / "plate.truth.h5"]
+
+
+def test_find_videos_passes_over_wormclean_outputs(tmp_path):
+    write_masked_video(tmp_path / "plate.hdf5", np.stack(make_frames(2)), "mask")
+    with h5py.File(tmp_path / "plate_masks.hdf5", "a") as file:
+        file["mask"] = np.zeros((2, 4, 4), np.uint8)
+        file.attrs["source_video"] = "plate.hdf5"
+    assert find_videos([tmp_path]) == [tmp_path / "plate.hdf5"]

@@ -24,13 +24,16 @@ DATASETS = ("mask", "full_data")
 
 
 def is_masked_video(path: Path) -> bool:
-    """Whether ``path`` is an HDF5 file with a frame dataset this reader can play (``/mask`` or ``/full_data``).
+    """Whether ``path`` is an HDF5 video to search for: it has frames (``/mask`` or ``/full_data``) and is not
+    an output of ``wormclean mask`` (whose root attributes name its ``source_video``).
 
-    Folder searches use it to pass over other HDF5 files, such as the simulator's ``.truth.h5``.
+    Folder searches use it to pass over other HDF5 files, such as the simulator's ``.truth.h5``, and over
+    wormclean's own masks written beside the videos they came from.
     """
     try:
         with h5py.File(path, "r") as file:
-            return any(isinstance(file.get(name), h5py.Dataset) for name in DATASETS)
+            has_frames = any(isinstance(file.get(name), h5py.Dataset) for name in DATASETS)
+            return has_frames and "source_video" not in file.attrs
     except OSError:
         return False
 
