@@ -51,6 +51,18 @@ class Normalisation:
             raise ModelFileError(f"normalisation scale must be positive, got {self.scale}")
 
     @classmethod
+    def from_samples(cls, pixels: np.ndarray, bit_depth: int, log: bool = False) -> Normalisation:
+        """Centre on the median of sample ``pixels`` and scale by their spread (standard deviation).
+
+        The net then starts near the typical background (an output of 0 is the median), which a linear output
+        layer otherwise has to learn first.
+        """
+        values = np.log1p(pixels.astype(np.float64)) if log else pixels.astype(np.float64)
+        floor = 1e-3 if log else 1.0
+        return cls(offset=float(np.median(values)), scale=max(float(values.std()), floor), log=log,
+                   bit_depth=bit_depth)
+
+    @classmethod
     def for_bit_depth(cls, bit_depth: int, log: bool = False) -> Normalisation:
         """The default for integer images of ``bit_depth`` bits: full range to [0, 1] (log1p range if log)."""
         top = float(2**bit_depth - 1)

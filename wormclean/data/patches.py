@@ -1,0 +1,163 @@
+"""An endless, memory-bounded stream of patch pairs cut from lagged frame pairs of many videos."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from wormclean.data.pairs import VideoKeyFrames, load_key_frames
+from wormclean.errors import WormcleanError
+from wormclean.units import FrameSpan
+
+log = logging.getLogger(__name__)
+
+
+def augment(patches: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Apply one random flip and 90-degree rotation (the 8 symmetries of the square) to every patch alike."""
+    k = int(rng.integers(4))
+    flip = bool(rng.integers(2))
+    out = []
+    for patch in patches:
+        patch = np.rot90(patch, k, axes=(-2, -1))
+        if flip:
+            patch = patch[..., ::-1]
+        out.append(np.ascontiguousarray(patch))
+    return out
+
+
+def pad_to(frame: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad a ``(..., H, W)`` frame so both sides are at least ``size``."""
+    pad_h = max(0, size - frame.shape[-2])
+    pad_w = max(0, size - frame.shape[-1])
+    if not pad_h and not pad_w:
+        return frame
+    widths = [(0, 0)] * (frame.ndim - 2) + [(0, pad_h), (0, pad_w)]
+    mode = "reflect" if pad_h < frame.shape[-2] and pad_w < frame.shape[-1] else "edge"
+    return np.pad(frame, widths, mode=mode)
+
+
+class LaggedPatchDataset(IterableDataset):
+    """Endless ``(input, target)`` patch pairs from lagged frame pairs of ``videos``.
+
+    Each yielded item is two float32 tensors ``(1, patch_size, patch_size)`` of raw pixel values (the trainer
+    normalises them with the model's :class:`~wormclean.model.modelfile.Normalisation`): the same crop of
+    two frames of one video at least a lag apart, equally flipped and rotated, input and target swapped at
+    random. Each DataLoader worker takes its own share of the videos and its own random stream. A worker keeps
+    the key frames of at most ``videos_in_memory`` videos; every ``refresh_every`` patches it decodes the next
+    video (or new frames of the same one) and drops the oldest, so memory does not grow with the number of
+    videos.
+
+    Parameters
+    ----------
+    videos : paths of videos (anything :func:`wormclean.io.open_video` reads)
+    lag : lag as frames or seconds; None for the automatic lag (see :func:`~wormclean.data.pairs.resolve_lag`)
+    change_fraction : fraction of patches centred on where the pair changed most (moving worms)
+    min_change : pairs whose smoothed change stays below this many grey levels are dropped
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[Path],
+        patch_size: int = 256,
+        lag: FrameSpan | None = None,
+        seed: int = 0,
+        n_key_frames: int = 8,
+        videos_in_memory: int = 4,
+        refresh_every: int = 256,
+        min_change: float = 0.0,
+        change_fraction: float = 0.0,
+    ):
+        super().__init__()
+        self.videos = [Path(v) for v in videos]
+        self.patch_size = patch_size
+        self.lag = lag
+        self.seed = seed
+        self.n_key_frames = n_key_frames
+        self.videos_in_memory = videos_in_memory
+        self.refresh_every = refresh_every
+        self.min_change = min_change
+        self.change_fraction = change_fraction
+
+    def _worker_share(self) -> tuple[list[Path], np.random.Generator]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        share = self.videos[worker::n_workers] if len(self.videos) >= n_workers else list(self.videos)
+        return share, np.random.default_rng([self.seed, worker])
+
+    def _load(self, path: Path, rng: np.random.Generator) -> VideoKeyFrames | None:
+        try:
+            video = load_key_frames(
+                path,
+                self.lag,
+                self.n_key_frames,
+                rng,
+                min_change=self.min_change,
+                change_points=64 if self.change_fraction > 0 else 0,
+            )
+        except WormcleanError as error:
+            log.warning("skipping %s: %s", path, error)
+            return None
+        return video if len(video.pairs) else None
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        share, rng = self._worker_share()
+        order: deque[Path] = deque(rng.permutation(np.array(share, dtype=object)).tolist())
+        cache: deque[VideoKeyFrames] = deque()
+        for _ in range(len(order)):
+            if len(cache) >= self.videos_in_memory:
+                break
+            video = self._load(order[0], rng)
+            order.rotate(-1)
+            if video is not None:
+                cache.append(video)
+        if not cache:
+            raise WormcleanError("no video gave a usable frame pair (all too short for the lag, or static)")
+        produced = 0
+        while True:
+            yield self._sample(cache[int(rng.integers(len(cache)))], rng)
+            produced += 1
+            if produced % self.refresh_every == 0:
+                video = self._load(order[0], rng)
+                order.rotate(-1)
+                if video is not None:
+                    cache.append(video)
+                    if len(cache) > self.videos_in_memory:
+                        cache.popleft()
+
+    def _sample(self, video: VideoKeyFrames, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        pair_index = int(rng.integers(len(video.pairs)))
+        i, j = video.pairs[pair_index]
+        frame_a, frame_b = pad_to(video.frames[i], self.patch_size), pad_to(video.frames[j], self.patch_size)
+        height, width = frame_a.shape
+        size = self.patch_size
+        if video.changes and rng.random() < self.change_fraction:
+            centre_y, centre_x = video.changes[pair_index][int(rng.integers(len(video.changes[pair_index])))]
+            top = int(np.clip(centre_y - size // 2, 0, height - size))
+            left = int(np.clip(centre_x - size // 2, 0, width - size))
+        else:
+            top = int(rng.integers(height - size + 1))
+            left = int(rng.integers(width - size + 1))
+        window = (slice(top, top + size), slice(left, left + size))
+        patches = augment([frame_a[window], frame_b[window]], rng)
+        if rng.integers(2):
+            patches.reverse()
+        source, target = (torch.from_numpy(p[None].astype(np.float32)) for p in patches)
+        return source, target
+
+
+def fixed_batches(
+    dataset: IterableDataset, n_batches: int, batch_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Draw ``n_batches`` batches from ``dataset`` once, in this process, to serve as a fixed validation set."""
+    stream = iter(dataset)
+    batches = []
+    for _ in range(n_batches):
+        items = [next(stream) for _ in range(batch_size)]
+        batches.append((torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])))
+    return batches

@@ -1,0 +1,96 @@
+"""Training data from videos: find them, check them, hold some out, and build the lagged patch streams."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wormclean.data.pairs import resolve_lag
+from wormclean.data.patches import LaggedPatchDataset, fixed_batches
+from wormclean.data.training_data import TrainingData
+from wormclean.errors import SettingsError
+from wormclean.io import find_videos, open_video
+from wormclean.model.modelfile import Normalisation
+from wormclean.units import FrameSpan
+
+log = logging.getLogger(__name__)
+
+
+def split_videos(
+    videos: list[Path], val_fraction: float, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """Hold out ``val_fraction`` of the videos (at least one when there are two or more) for validation."""
+    if not 0 <= val_fraction < 1:
+        raise SettingsError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    if len(videos) < 2 or val_fraction == 0:
+        return list(videos), []
+    n_val = min(len(videos) - 1, max(1, round(val_fraction * len(videos))))
+    order = np.random.default_rng(seed).permutation(len(videos))
+    held_out = sorted(videos[i] for i in order[:n_val])
+    return [v for v in videos if v not in held_out], held_out
+
+
+def video_training_data(
+    inputs: Iterable[str | Path],
+    lag: FrameSpan | None = None,
+    patch_size: int = 256,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    val_batches: int = 4,
+    val_batch_size: int = 8,
+    n_key_frames: int = 8,
+    min_change: float = 0.0,
+    change_fraction: float = 0.0,
+) -> TrainingData:
+    """Check the videos named by ``inputs`` (files, folders, globs) and build the training and validation data.
+
+    Every video is opened once here so that a bad one (unreadable, shorter than the lag, of another bit depth)
+    is reported before training starts. With a single video nothing can be held out: validation then uses
+    other frame pairs of the training video, which is logged.
+    """
+    videos = find_videos(inputs)
+    bit_depths: dict[int, Path] = {}
+    lags: list[int] = []
+    for path in videos:
+        with open_video(path) as reader:
+            lag_frames = resolve_lag(lag, reader.n_frames, reader.fps)
+            if reader.n_frames <= lag_frames:
+                raise SettingsError(
+                    f"{path} has {reader.n_frames} frames, not more than the lag of {lag_frames} frames; "
+                    "use a shorter --lag"
+                )
+            bit_depths.setdefault(reader.bit_depth, path)
+            lags.append(lag_frames)
+    if len(bit_depths) > 1:
+        examples = ", ".join(f"{path.name} is {bits}-bit" for bits, path in sorted(bit_depths.items()))
+        raise SettingsError(f"videos of different bit depths cannot train one model ({examples})")
+    bit_depth = next(iter(bit_depths))
+    train_videos, val_videos = split_videos(videos, val_fraction, seed)
+    if not val_videos and val_batches:
+        log.info("one video only: validation uses other frame pairs of the training video")
+    common = dict(
+        patch_size=patch_size,
+        lag=lag,
+        n_key_frames=n_key_frames,
+        min_change=min_change,
+        change_fraction=change_fraction,
+    )
+    dataset = LaggedPatchDataset(train_videos, seed=seed, **common)
+    validation_source = LaggedPatchDataset(val_videos or train_videos, seed=seed + 7919, **common)
+    validation = fixed_batches(validation_source, val_batches, val_batch_size) if val_batches else []
+    samples = validation or fixed_batches(LaggedPatchDataset(train_videos, seed=seed + 1, **common), 2, 8)
+    normalisation = Normalisation.from_samples(torch.cat([source for source, _ in samples]).numpy(), bit_depth)
+    metadata = {
+        "kind": "video",
+        "lag": str(lag) if lag is not None else "auto",
+        "lag_frames": int(np.median(lags)),
+        "bit_depth": bit_depth,
+        "training_videos": [str(p) for p in train_videos],
+        "validation_videos": [str(p) for p in val_videos],
+        "patch_size": patch_size,
+    }
+    return TrainingData(dataset=dataset, validation=validation, normalisation=normalisation, metadata=metadata)
