@@ -1,0 +1,173 @@
+"""Speed and accuracy of ``wormclean mask``.
+
+Speed: on a synthetic 2048x2048 H.264 video (100 frames, cached in the scratch folder), decoding alone, then the
+whole mask job at the default background interval and at interval 1, on the CPU and on CUDA when there is a GPU:
+frames/s over the whole job, frames/s once the first background is ready (the steady rate of a long video), and
+peak memory (each run in its own process, so ``ru_maxrss`` is its own). At interval 1 on the CPU only a few
+frames are run: the full net takes tens of seconds per 2048x2048 frame there.
+
+Accuracy: on a small synthetic suite (time-lapse at 2 frames/s) with half the worms immobile, the net's masks
+against those from a median projection over the video, OpenCV's MOG2 background subtractor, and the true
+background (the ceiling), all with the same threshold and blob cleaning: pooled IoU, worm-level
+precision/recall/F1 and the recall of immobile worms.
+
+Usage::
+
+    python benchmarks/bench_mask.py --model MODEL.pt            # full run (minutes on a GPU, an hour on a CPU)
+    python benchmarks/bench_mask.py --model MODEL.pt --quick    # tiny sizes, to check that it works
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wormclean.io import open_video  # noqa: E402
+from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL, Cleaner  # noqa: E402
+from wormclean.predict.pipeline import MaskSettings, mask_video  # noqa: E402
+from wormclean.segment.metrics import MaskScores  # noqa: E402
+from wormclean.segment.threshold import clean_mask, segment  # noqa: E402
+from wormclean.sim import SimulationSettings, read_truth, write_simulation  # noqa: E402
+
+
+def cached_video(scratch: Path, name: str, settings: SimulationSettings) -> Path:
+    """A synthetic video in the scratch folder, made once."""
+    path = scratch / f"{name}.mp4"
+    if not path.exists():
+        print(f"making {path} ...", flush=True)
+        write_simulation(path, settings)
+    return path
+
+
+def decode_rate(video: Path) -> float:
+    with open_video(video) as reader:
+        started = time.perf_counter()
+        count = sum(1 for _ in reader.frames())
+        return count / (time.perf_counter() - started)
+
+
+def _mask_run(video: str, output: str, model: str, interval: str, device: str) -> dict:
+    """One mask job in this (child) process: rates and this process's peak memory."""
+    settings = MaskSettings(model=model, bgnd_interval=interval, device=device)
+    cleaner = settings.cleaner()
+    first: list[float] = []
+
+    def progress(done: int, total: int) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    started = time.perf_counter()
+    result = mask_video(video, output, settings, cleaner, overwrite=True, progress=progress)
+    ended = time.perf_counter()
+    steady = (result.n_frames - 1) / (ended - first[0]) if result.n_frames > 1 else float("nan")
+    return {
+        "frames": result.n_frames,
+        "fps": result.n_frames / (ended - started),
+        "steady_fps": steady,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+
+
+def mask_rate(video: Path, output: Path, model: str, interval: str, device: str) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_mask_run, (str(video), str(output), model, interval, device))
+
+
+def speed(args, scratch: Path) -> None:
+    import torch
+
+    size, n_frames, n_short = (256, 20, 3) if args.quick else (2048, 100, 4)
+    video = cached_video(scratch, f"speed_{size}", SimulationSettings(size=(size, size), n_frames=n_frames, seed=1))
+    short = cached_video(
+        scratch, f"speed_{size}_short", SimulationSettings(size=(size, size), n_frames=n_short, seed=1)
+    )
+    print(f"\nSpeed, {size}x{size} H.264")
+    print(f"{'case':<34}{'frames':>7}{'fps':>9}{'steady fps':>12}{'peak GB':>9}")
+    print(f"{'decode alone':<34}{n_frames:>7}{decode_rate(video):>9.1f}")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for interval in (str(DEFAULT_BGND_INTERVAL), "1"):
+            clip = short if interval == "1" and device == "cpu" else video
+            stats = mask_rate(clip, scratch / "speed_out.hdf5", args.model, interval, device)
+            case = f"mask {device}, --bgnd-interval {interval}"
+            print(
+                f"{case:<34}{stats['frames']:>7}{stats['fps']:>9.2f}{stats['steady_fps']:>12.2f}{stats['peak_gb']:>9.2f}"
+            )
+
+
+def median_masks(frames: list[np.ndarray], dark_worms: bool, min_area: int) -> list[np.ndarray]:
+    median = np.median(np.stack(frames), axis=0).astype(np.float32)
+    return [segment(frame, median, dark_worms=dark_worms, min_area=min_area) for frame in frames]
+
+
+def mog2_masks(frames: list[np.ndarray], min_area: int) -> list[np.ndarray]:
+    subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)
+    return [clean_mask(subtractor.apply(frame) > 0, min_area) for frame in frames]
+
+
+def accuracy(args, scratch: Path) -> None:
+    cleaner = Cleaner.load(args.model, device=args.device)
+    seeds = [21] if args.quick else [21, 22, 23, 24]
+    size, n_frames = (128, 30) if args.quick else (512, 100)
+    totals: dict[str, MaskScores] = {}
+    for seed in seeds:
+        # At 2 frames/s the clip spans as much crawling as a long recording, so a median sees behind the
+        # mobile worms: the comparison is about the immobile ones.
+        settings = SimulationSettings(
+            size=(size, size), n_frames=n_frames, fps=2.0, n_worms=8 if args.quick else 16, immobile_fraction=0.5,
+            worm_length=0.2 * size, seed=seed,
+        )  # fmt: skip
+        video = cached_video(scratch, f"accuracy_{size}_{seed}", settings)
+        truth = read_truth(video, in_memory=True)
+        immobile = list(np.nonzero(truth.immobile)[0] + 1)
+        with open_video(video) as reader:
+            frames = [frame for _, frame in reader.frames()]
+        net = [worms for _, _, worms in cleaner.iter_masks(video, bgnd_interval=args.interval)]
+        methods = {
+            "net": net,
+            "median projection": median_masks(frames, cleaner.dark_worms, cleaner.min_area),
+            "MOG2": mog2_masks(frames, cleaner.min_area),
+            "true background": [cleaner.segment(frame, truth.background) for frame in frames],
+        }
+        for name, masks in methods.items():
+            scores = totals.setdefault(name, MaskScores())
+            for index, mask in enumerate(masks):
+                scores.add(mask, truth.labels[index], immobile)
+    print(f"\nAccuracy, {len(seeds)} synthetic videos of {size}x{size}, {n_frames} frames, half the worms immobile")
+    print(f"{'method':<20}{'IoU':>7}{'precision':>11}{'recall':>8}{'F1':>7}{'immobile recall':>17}")
+    for name, scores in totals.items():
+        print(
+            f"{name:<20}{scores.iou:>7.3f}{scores.precision:>11.3f}{scores.recall:>8.3f}{scores.f1:>7.3f}"
+            f"{scores.tracked_recall:>17.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="video model file (or registered name)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the benchmark works")
+    parser.add_argument("--scratch", type=Path, default=REPO / "scratch" / "bench_mask", help="cache folder")
+    parser.add_argument("--device", default="auto", help="device for the accuracy part")
+    parser.add_argument("--interval", default="10", help="background interval for the accuracy part")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    args = parser.parse_args()
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    if not args.skip_speed:
+        speed(args, args.scratch)
+    if not args.skip_accuracy:
+        accuracy(args, args.scratch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The MaskedVideos HDF5 output, dataset by dataset and attribute by attribute."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from wormclean.io import open_video
+from wormclean.io.masked_video import MaskedVideoWriter
+from wormclean.model.modelfile import Normalisation, load_model, save_model
+from wormclean.model.registry import file_sha256
+from wormclean.model.unet import UNet, UNetConfig
+from wormclean.predict.cleaner import Cleaner
+from wormclean.predict.pipeline import MaskSettings, mask_video
+from wormclean.segment.threshold import dilate
+from wormclean.sim import SimulationSettings, read_truth, write_simulation
+
+IMAGE_ATTRIBUTES = {
+    "CLASS": b"IMAGE",
+    "IMAGE_SUBCLASS": b"IMAGE_GRAYSCALE",
+    "IMAGE_WHITE_IS_ZERO": 0,
+    "DISPLAY_ORIGIN": b"UL",
+    "IMAGE_VERSION": b"1.2",
+}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(path, UNet(UNetConfig(width=8, depth=2)), Normalisation(), {"kind": "video", "dark_worms": True})
+    return path
+
+
+def cleaner_with_background(model_path: Path, background: np.ndarray) -> Cleaner:
+    """A Cleaner whose 'net' returns a known background, so the masks are known."""
+    cleaner = Cleaner(load_model(model_path), device="cpu")
+    cleaner.backgrounds = lambda frames: [background.astype(np.float32) for _ in frames]
+    return cleaner
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sim") / "plate.mp4"
+    write_simulation(path, SimulationSettings(size=(64, 96), n_frames=12, n_worms=3, seed=3))
+    return path
+
+
+def check_image_dataset(dataset, shape, fps=25.0, microns_per_pixel=None, light=1):
+    assert dataset.shape == shape and dataset.dtype == np.uint8
+    assert dataset.chunks == (1,) + shape[1:] and dataset.compression == "gzip"
+    for key, value in IMAGE_ATTRIBUTES.items():
+        assert dataset.attrs[key] == value, key
+    assert dataset.attrs["expected_fps"] == fps
+    assert dataset.attrs["time_units"] == "seconds"
+    assert dataset.attrs["is_light_background"] == light
+    if microns_per_pixel is None:
+        assert "microns_per_pixel" not in dataset.attrs and dataset.attrs["xy_units"] == "pixels"
+    else:
+        assert dataset.attrs["microns_per_pixel"] == microns_per_pixel
+        assert dataset.attrs["xy_units"] == "micrometers"
+
+
+def test_layout_dataset_by_dataset(tmp_path, simulated, model_path):
+    truth = read_truth(simulated, in_memory=True)
+    cleaner = cleaner_with_background(model_path, truth.background)
+    settings = MaskSettings(model=str(model_path), bgnd_interval=4, save_interval=5, dilation=2, microns_per_pixel=10.0)
+    output = tmp_path / "plate.hdf5"
+    result = mask_video(simulated, output, settings, cleaner)
+    assert result.n_frames == 12 and result.broken_at is None and result.output == output
+    with open_video(simulated) as reader:
+        frames = [frame for _, frame in reader.frames()]
+    worms = [cleaner.segment(frame, truth.background) for frame in frames]
+    assert sum(mask.sum() for mask in worms) > 200  # there is something to check
+
+    with h5py.File(output, "r") as file:
+        names = set()
+        file.visititems(lambda name, item: names.add(name) if isinstance(item, h5py.Dataset) else None)
+        assert names == {"mask", "full_data", "bgnd", "worm_mask", "mean_intensity", "timestamp/raw", "timestamp/time"}
+
+        mask = file["mask"]
+        check_image_dataset(mask, (12, 64, 96), microns_per_pixel=10.0)
+        for index, (frame, worm) in enumerate(zip(frames, worms)):
+            kept = dilate(worm, 2)
+            np.testing.assert_array_equal(mask[index][kept], np.maximum(frame, 1)[kept])
+            assert not mask[index][~kept].any()
+            assert (mask[index][kept] >= 1).all()  # 0 is Tierpsy's "no data"
+
+        worm_mask = file["worm_mask"]
+        assert worm_mask.shape == (12, 64, 96) and worm_mask.dtype == np.uint8
+        assert worm_mask.chunks == (1, 64, 96) and worm_mask.compression == "gzip"
+        np.testing.assert_array_equal(worm_mask[...], np.stack(worms).astype(np.uint8))
+
+        full = file["full_data"]
+        check_image_dataset(full, (3, 64, 96), microns_per_pixel=10.0)
+        assert full.attrs["save_interval"] == 5
+        np.testing.assert_array_equal(full[...], np.maximum(np.stack([frames[0], frames[5], frames[10]]), 1))
+
+        bgnd = file["bgnd"]
+        check_image_dataset(bgnd, (3, 64, 96), microns_per_pixel=10.0)
+        assert bgnd.attrs["save_interval"] == 4
+        expected_background = np.clip(np.rint(truth.background), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(bgnd[...], np.stack([expected_background] * 3))
+
+        mean = file["mean_intensity"]
+        assert mean.shape == (12,) and mean.dtype == np.float32
+        np.testing.assert_allclose(mean[...], [np.maximum(frame, 1).mean() for frame in frames], rtol=1e-5)
+        np.testing.assert_array_equal(file["timestamp/raw"][...], np.arange(12))
+        np.testing.assert_allclose(file["timestamp/time"][...], np.arange(12) / 25.0)
+
+        attrs = file.attrs
+        assert attrs["n_frames"] == 12 and attrs["broken_at"] == -1
+        assert attrs["source_video"] == str(simulated.resolve())
+        stored_settings = json.loads(attrs["settings"])
+        assert stored_settings["bgnd_interval"] == "4" and stored_settings["dilation"] == 2
+        assert stored_settings["resolved"]["bgnd_interval_frames"] == 4
+        assert stored_settings["resolved"]["delta"] == 10.0 and stored_settings["resolved"]["dark_worms"] is True
+        model = json.loads(attrs["model"])
+        assert model["path"] == str(model_path.resolve()) and model["sha256"] == file_sha256(model_path)
+        assert model["metadata"]["kind"] == "video"
+
+    with open_video(output) as reader:  # our own Tierpsy reader reads it back as a video
+        assert reader.n_frames == 12 and reader.fps == 25.0
+
+
+def write_png_sequence(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"frame{index:03d}.png"), frame)
+    return folder
+
+
+def drawn_frames(n_frames: int, dtype=np.uint8, level=180):
+    """A flat plate with one dark bar moving right: frames and the background."""
+    scale = 257 if dtype == np.uint16 else 1
+    background = np.full((40, 60), level * scale, np.float32)
+    frames = []
+    for index in range(n_frames):
+        frame = background.copy()
+        frame[10:14, 5 + 2 * index : 25 + 2 * index] -= 60 * scale
+        frames.append(frame.astype(dtype))
+    return frames, background
+
+
+def test_a_broken_video_keeps_every_frame_before_the_break(tmp_path, model_path, caplog):
+    frames, background = drawn_frames(10)
+    folder = write_png_sequence(tmp_path / "frames", frames)
+    (folder / "frame006.png").write_bytes(b"not a png")
+    output = tmp_path / "broken.hdf5"
+    with caplog.at_level(logging.WARNING):
+        result = mask_video(
+            folder, output, MaskSettings(bgnd_interval=3), cleaner_with_background(model_path, background)
+        )
+    assert result.n_frames == 6 and result.broken_at == 6
+    assert "breaks at frame 6 of 10: masks written for frames 0-5 only" in caplog.text
+    with h5py.File(output, "r") as file:
+        assert file["mask"].shape == (6, 40, 60) and file["worm_mask"].shape == (6, 40, 60)
+        assert file["bgnd"].shape == (2, 40, 60)  # frames 0 and 3; 6 is past the break
+        assert file.attrs["n_frames"] == 6 and file.attrs["broken_at"] == 6
+        assert all(file["worm_mask"][index].sum() == 80 for index in range(6))
+
+
+def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, model_path):
+    frames, background = drawn_frames(6, dtype=np.uint16)
+    folder = write_png_sequence(tmp_path / "frames16", frames)
+    output = tmp_path / "deep.hdf5"
+    mask_video(folder, output, MaskSettings(save_interval=4), cleaner_with_background(model_path, background))
+    with h5py.File(output, "r") as file:
+        for name in ("mask", "full_data", "bgnd"):
+            assert file[name].dtype == np.uint8
+        raw = file["full_data_raw"]
+        assert raw.dtype == np.uint16 and raw.attrs["save_interval"] == 4
+        np.testing.assert_array_equal(raw[...], np.stack([frames[0], frames[4]]))
+        ranges = file["normalization_range"][...]
+        assert ranges.shape == (6, 2) and (ranges == ranges[0]).all()
+        low, high = ranges[0]
+        worm = file["worm_mask"][0].astype(bool)
+        assert worm.sum() == 80  # the default delta is scaled to 16 bits: 60 x 257 levels of contrast
+        expected = np.rint((frames[0].astype(np.float64) - low) * 255 / (high - low))
+        np.testing.assert_allclose(file["mask"][0][worm], np.clip(expected[worm], 1, 255), atol=1)
+
+
+def test_writer_grows_and_trims_and_needs_frames_in_order(tmp_path):
+    path = tmp_path / "grow.hdf5"
+    frame = np.full((8, 12), 100, np.uint8)
+    worms = np.zeros((8, 12), bool)
+    worms[2:4, 3:9] = True
+    writer = MaskedVideoWriter(path, 8, 12, fps=None, bit_depth=8, is_light_background=False,
+                               save_interval=10, bgnd_interval=7, expected_frames=2)  # fmt: skip
+    for index in range(40):
+        writer.write(index, frame, worms, worms)
+    with pytest.raises(ValueError, match="in order: expected 40, got 41"):
+        writer.write(41, frame, worms, worms)
+    writer.write_background(0, np.full((8, 12), 99.6, np.float32))
+    with pytest.raises(ValueError, match="out of order"):
+        writer.write_background(14, frame)
+    writer.close(broken_at=None)
+    with h5py.File(path, "r") as file:
+        assert file["mask"].shape[0] == file["worm_mask"].shape[0] == file["mean_intensity"].shape[0] == 40
+        assert file["full_data"].shape[0] == 4 and file["bgnd"].shape[0] == 1 and file["bgnd"][0, 0, 0] == 100
+        assert file["mask"].attrs["time_units"] == "frames" and file["mask"].attrs["expected_fps"] == 1
+        assert file["mask"].attrs["is_light_background"] == 0
+        assert np.isnan(file["timestamp/time"][...]).all()
+        assert file.attrs["n_frames"] == 40
+
+
+def test_a_write_error_leaves_no_output_and_no_threads(tmp_path, simulated, model_path, monkeypatch):
+    import threading
+
+    cleaner = cleaner_with_background(model_path, read_truth(simulated, in_memory=True).background)
+    original = MaskedVideoWriter.write
+
+    def failing(self, index, *args):
+        if index == 5:
+            raise OSError(28, "No space left on device")
+        original(self, index, *args)
+
+    monkeypatch.setattr(MaskedVideoWriter, "write", failing)
+    before = threading.active_count()
+    with pytest.raises(OSError, match="No space left"):
+        mask_video(simulated, tmp_path / "full.hdf5", MaskSettings(bgnd_interval=100), cleaner)
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+    assert threading.active_count() == before

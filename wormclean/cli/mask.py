@@ -1,0 +1,229 @@
+"""``wormclean mask`` and ``wormclean preview``: worm masks of videos with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wormclean.cli.common import device_option, overwrite_option, progress_bar, quiet_option, say
+
+# Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
+DEFAULT_BGND_INTERVAL = "1000"
+DEFAULT_MIN_AREA = 10
+DEFAULT_DILATION = 5
+DEFAULT_SAVE_INTERVAL = "5000"
+
+BGND_INTERVAL_HELP = (
+    "Run the net on one frame in this many (frames, e.g. 1000) or one per this many seconds (e.g. 40s); every "
+    "frame is segmented against the nearest such background, scaled to its brightness (flicker). The net is the "
+    "slow part: on a 2-core CPU the full net takes 22-27 s per 2048x2048 frame, against 35-75 ms per frame to "
+    "decode, segment and write, so the default adds about 27 ms per frame and the job runs within about 1.5x of "
+    "its speed without the net. 1 runs the net on every frame: about 500x slower on that CPU, affordable on a "
+    "GPU. Shorter intervals follow a changing background (moved plate, condensation) more closely."
+)
+
+
+def _model_option(function):
+    return click.option(
+        "--model",
+        "model",
+        default=None,
+        metavar="PATH|NAME",
+        help="Model file, or the name of an installed model (default: the installed default model).",
+    )(function)
+
+
+def _segment_options(function):
+    options = [
+        click.option(
+            "--threshold",
+            type=click.Choice(["delta", "otsu"]),
+            default="delta",
+            show_default=True,
+            help="delta: a worm pixel differs from the background by more than --delta grey levels; "
+            "otsu: Otsu's threshold of the difference, per frame.",
+        ),
+        click.option(
+            "--delta",
+            type=float,
+            default=None,
+            help="Threshold in grey levels [default: 10 for 8-bit video, scaled by 2^(bits-8)].",
+        ),
+        click.option(
+            "--min-area",
+            type=click.IntRange(min=0),
+            default=DEFAULT_MIN_AREA,
+            show_default=True,
+            help="Smallest worm blob in pixels.",
+        ),
+        click.option(
+            "--dark-worms/--light-worms",
+            "dark_worms",
+            default=None,
+            help="Worms darker than the background (bright field) or lighter (dark field) [default: from the model].",
+        ),
+        click.option(
+            "--tile-size",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Largest tile the net sees, in pixels [default: 1024 on CPU, 2048 on CUDA].",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Tiles per forward pass [default: 1 on CPU, 4 on CUDA].",
+        ),
+        device_option,
+        _model_option,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.command()
+@click.argument("videos", nargs=-1, required=True, metavar="VIDEO_OR_FOLDER...")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output .hdf5/.h5 file (one video) or folder (one VIDEO_NAME.hdf5 per video; created if missing).",
+)
+@click.option("--bgnd-interval", default=DEFAULT_BGND_INTERVAL, show_default=True, help=BGND_INTERVAL_HELP)
+@_segment_options
+@click.option(
+    "--dilation",
+    type=click.IntRange(min=0),
+    default=DEFAULT_DILATION,
+    show_default=True,
+    help="Pixels by which worm regions grow before the frame is masked (/mask).",
+)
+@click.option(
+    "--save-interval",
+    default=DEFAULT_SAVE_INTERVAL,
+    show_default=True,
+    help="A whole frame goes to /full_data every this many frames (or seconds, e.g. 200s).",
+)
+@click.option("--microns-per-pixel", type=float, default=None, help="Pixel size, stored in the output.")
+@overwrite_option
+@quiet_option
+def mask(
+    videos,
+    output,
+    bgnd_interval,
+    threshold,
+    delta,
+    min_area,
+    dark_worms,
+    tile_size,
+    batch_size,
+    device,
+    model,
+    dilation,
+    save_interval,
+    microns_per_pixel,
+    overwrite,
+    quiet,
+):
+    """Find the worms in every frame of VIDEOS and write Tierpsy-style masked videos (HDF5).
+
+    Each output holds /mask (the frame inside the worm regions, 0 elsewhere), /worm_mask (the binary worm
+    masks), /full_data, /bgnd (the net's backgrounds), /mean_intensity and /timestamp. A video that breaks
+    part-way gets masks for every frame before the break. A failing video is reported and the others are
+    still done; the exit code is then 2.
+    """
+    from wormclean.io import find_videos
+    from wormclean.predict.pipeline import MaskSettings, mask_videos
+
+    settings = MaskSettings(
+        model=model,
+        bgnd_interval=bgnd_interval,
+        threshold=threshold,
+        delta=delta,
+        min_area=min_area,
+        dilation=dilation,
+        save_interval=save_interval,
+        device=device,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        dark_worms=dark_worms,
+        microns_per_pixel=microns_per_pixel,
+    )
+    paths = find_videos(videos)
+    bars: dict[Path, object] = {}
+
+    def progress(video: Path, done: int, total: int) -> None:
+        if video not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[video] = progress_bar(total, video.name, "frame", quiet)
+        bar = bars[video]
+        bar.update(done - bar.n)
+
+    try:
+        results = mask_videos(paths, output, settings, overwrite=overwrite, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    failed = [result for result in results if result.error is not None]
+    for result in results:
+        if result.error is not None:
+            where = "" if str(result.video) in result.error else f"{result.video}: "
+            click.echo(f"Error: {where}{result.error}", err=True)
+        elif result.broken_at is not None:
+            say(f"{result.output}: {result.n_frames} frames (the video breaks at frame {result.broken_at})", quiet)
+        else:
+            say(f"{result.output}: {result.n_frames} frames", quiet)
+    if failed:
+        click.get_current_context().exit(2)
+
+
+@click.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+@click.option(
+    "--frames",
+    "n_frames",
+    type=click.IntRange(min=1, max=50),
+    default=3,
+    show_default=True,
+    help="How many frames, evenly spaced through the video.",
+)
+@_segment_options
+@overwrite_option
+@quiet_option
+def preview(
+    video,
+    output,
+    n_frames,
+    threshold,
+    delta,
+    min_area,
+    dark_worms,
+    tile_size,
+    batch_size,
+    device,
+    model,
+    overwrite,
+    quiet,
+):
+    """Check a model on a few frames: one row per frame with the frame, the net's background and the worm mask
+    over the frame, side by side in one PNG."""
+    from wormclean.predict.cleaner import Cleaner
+    from wormclean.predict.pipeline import write_preview
+
+    cleaner = Cleaner.load(
+        model,
+        device=device,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        threshold=threshold,
+        delta=delta,
+        min_area=min_area,
+        dark_worms=dark_worms,
+    )
+    path = write_preview(cleaner, video, output, n_frames, overwrite)
+    say(f"{path}: {n_frames} frames", quiet)

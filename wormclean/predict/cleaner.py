@@ -1,0 +1,334 @@
+"""The Python API: a trained model plus segmentation settings, applied to frames or whole videos.
+
+>>> from wormclean import Cleaner
+>>> cleaner = Cleaner.load("model.pt")  # doctest: +SKIP
+>>> for index, frame, worms in cleaner.iter_masks("plate.mp4", bgnd_interval="10s"):  # doctest: +SKIP
+...     ...
+
+Background schedule
+-------------------
+The net runs on one frame in ``bgnd_interval`` (frames 0, b, 2b, ...); every frame is segmented against the
+nearest of those backgrounds, scaled to the frame's brightness (:func:`~wormclean.segment.threshold.segment`).
+The backgrounds are computed in a thread, ahead of the frames that need them: for long intervals from a second
+reader that seeks straight to the background frames, for short ones from the decoded stream itself (the frames
+waiting for their background are held, at most half an interval of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from wormclean.errors import ModelFileError, SettingsError, VideoError
+from wormclean.io import VideoReader, open_video
+from wormclean.model.modelfile import ModelFile, load_model
+from wormclean.model.registry import resolve_model
+from wormclean.predict.inference import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_TILE_SIZE,
+    predict_backgrounds,
+    prepare_net,
+    resolve_device,
+)
+from wormclean.predict.tiling import plan_tiles
+from wormclean.segment.threshold import THRESHOLD_METHODS, segment
+from wormclean.units import FrameSpan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BGND_INTERVAL = 1000
+"""Frames per net background. On a 2-core CPU the full net takes 22-27 s per 2048x2048 frame (whole or in 1024
+tiles) and decoding, segmenting and writing 35-75 ms per frame; one net frame in 1000 adds about 27 ms per frame,
+keeping the job within about 1.5x its speed without the net (benchmarks/bench_mask.py measures it)."""
+
+DEFAULT_MIN_AREA = 10
+"""Smallest blob kept, in pixels: noise specks above the threshold are rarely more than a few pixels."""
+
+# Up to this interval the backgrounds come from the decoded stream (holding at most interval / 2 frames);
+# above it from a second reader, so memory stays small whatever the interval.
+_STREAM_INTERVAL_LIMIT = 32
+_HELD_FRAMES = 4  # frames held while waiting for a background computed from a second reader
+
+_END = object()
+
+
+class _Failure:
+    """An exception from the background thread, carried to the consumer."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def check_video_model(model: ModelFile) -> None:
+    """Refuse models not trained on videos (e.g. stills models) with a clear :class:`ModelFileError`."""
+    kind = model.metadata.get("kind", "video")
+    if kind != "video":
+        raise ModelFileError(f"{model.path or 'the model'} is a {kind} model; masking videos needs a video model")
+    if model.config.in_channels != 1 or model.config.out_channels != 1:
+        raise ModelFileError(f"{model.path or 'the model'} is not a one-channel (grey) model")
+
+
+class Cleaner:
+    """A video model with the settings that turn its backgrounds into worm masks.
+
+    Parameters
+    ----------
+    model : ModelFile
+        A loaded video model (:func:`~wormclean.model.modelfile.load_model`).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    tile_size, batch_size : int, optional
+        Tiling of the net (defaults per device, see :mod:`wormclean.predict.inference`).
+    threshold : {"delta", "otsu"}
+        How the difference from the background is thresholded.
+    delta : float, optional
+        Threshold in grey levels for ``"delta"``; default 10 for 8-bit video, scaled by bit depth.
+    min_area : int
+        Smallest worm blob in pixels.
+    dark_worms : bool, optional
+        Worms darker than the background; default from the model's metadata (``dark_worms``), else True.
+        When it differs from the polarity the model was trained on, frames are inverted before the net and
+        its backgrounds inverted back, so a model trained on dark worms also serves bright ones.
+    """
+
+    def __init__(
+        self,
+        model: ModelFile,
+        device: str | torch.device = "auto",
+        tile_size: int | None = None,
+        batch_size: int | None = None,
+        threshold: str = "delta",
+        delta: float | None = None,
+        min_area: int = DEFAULT_MIN_AREA,
+        dark_worms: bool | None = None,
+    ):
+        check_video_model(model)
+        if threshold not in THRESHOLD_METHODS:
+            raise SettingsError(f"unknown threshold {threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
+        if delta is not None and not delta > 0:
+            raise SettingsError(f"--delta must be positive, got {delta}")
+        if min_area < 0:
+            raise SettingsError(f"--min-area must be at least 0, got {min_area}")
+        self.model = model
+        self.device = resolve_device(device)
+        self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE[self.device.type]
+        if self.batch_size < 1:
+            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
+        self.threshold = threshold
+        self.delta = delta
+        self.min_area = int(min_area)
+        model_dark_worms = bool(model.metadata.get("dark_worms", True))
+        self.dark_worms = model_dark_worms if dark_worms is None else bool(dark_worms)
+        self.invert = self.dark_worms != model_dark_worms
+        prepare_net(model.net, self.device)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike | None = None, device: str | torch.device = "auto", **settings) -> Cleaner:
+        """Load a model by path or registered name (None: the default model) and build a :class:`Cleaner`.
+
+        ``settings`` are the other :class:`Cleaner` parameters.
+        """
+        return cls(load_model(resolve_model(model)), device=device, **settings)
+
+    def backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each."""
+        if self.invert:
+            tops = [np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255 for frame in frames]
+            frames = [top - frame.astype(np.float32) for top, frame in zip(tops, frames)]
+        backgrounds = predict_backgrounds(
+            self.model.net, self.model.normalisation, frames, self.tile_size, self.batch_size, self.device
+        )
+        if self.invert:
+            backgrounds = [top - background for top, background in zip(tops, backgrounds)]
+        return backgrounds
+
+    def background(self, frame: np.ndarray) -> np.ndarray:
+        """The net's background of one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units."""
+        return self.backgrounds([frame])[0]
+
+    def segment(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """Worm mask of ``frame`` against ``background`` (flicker-compensated): bool ``(H, W)``."""
+        return segment(
+            frame,
+            background,
+            dark_worms=self.dark_worms,
+            method=self.threshold,
+            delta=self.delta,
+            min_area=self.min_area,
+            bit_depth=16 if frame.dtype == np.uint16 else 8,
+        )
+
+    def frames_per_call(self, shape: tuple[int, int]) -> int:
+        """How many frames of ``shape`` fill one batch of tiles (at least 1)."""
+        net = self.model.net
+        n_tiles = len(plan_tiles(shape, self.tile_size, net.receptive_field_radius(), net.config.multiple).tiles)
+        return max(1, self.batch_size // n_tiles)
+
+    def iter_masks(
+        self,
+        video: str | os.PathLike | VideoReader,
+        bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
+        on_background: Callable[[int, np.ndarray], None] | None = None,
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Worm masks of every frame of a video, streamed: ``(index, frame, worm_mask)`` in frame order.
+
+        Parameters
+        ----------
+        video : path or VideoReader
+            The video (opened with :func:`~wormclean.io.open_video` if a path).
+        bgnd_interval : int or str
+            Run the net on one frame in this many (``250``) or one per this many seconds (``"10s"``); 1 runs
+            it on every frame.
+        on_background : callable, optional
+            Called as ``on_background(index, background)`` for each net background, in order, before the frames
+            that use it are yielded.
+
+        Where the video breaks part-way, iteration stops before the broken frame (``reader.broken_at``).
+        """
+        reader = video if isinstance(video, VideoReader) else open_video(video)
+        try:
+            interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
+            yield from _BackgroundSchedule(self, reader, interval, on_background).run()
+        finally:
+            if reader is not video:
+                reader.close()
+
+
+class _BackgroundSchedule:
+    """Runs the net on frames 0, b, 2b, ... in a thread and pairs every frame with its nearest background."""
+
+    def __init__(self, cleaner: Cleaner, reader: VideoReader, interval: int, on_background):
+        self.cleaner = cleaner
+        self.reader = reader
+        self.interval = interval
+        self.on_background = on_background
+        self.from_stream = interval <= _STREAM_INTERVAL_LIMIT
+        self.held_limit = interval // 2 + 2 if self.from_stream else _HELD_FRAMES
+        self.requests: queue.Queue = queue.Queue()
+        self.results: queue.Queue = queue.Queue(maxsize=2)
+        self.stopping = threading.Event()
+        self.available: deque[tuple[int, np.ndarray]] = deque()
+        self.finished = False
+
+    # -- background thread ------------------------------------------------------------------------------
+    def _put(self, item) -> bool:
+        while not self.stopping.is_set():
+            try:
+                self.results.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _requested(self) -> Iterator[tuple[int, np.ndarray]]:
+        while (item := self.requests.get()) is not _END:
+            yield item
+
+    def _groups(self, source: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list]:
+        """Consecutive groups of at most ``size`` frames; from the stream, only what is already waiting."""
+        for first in source:
+            group = [first]
+            while len(group) < size:
+                if self.from_stream and self.requests.empty():
+                    break
+                following = next(source, None)
+                if following is None:
+                    break
+                group.append(following)
+            yield group
+
+    def _produce(self) -> None:
+        second_reader = source = None
+        try:
+            if self.from_stream:
+                source = self._requested()
+            else:
+                second_reader = open_video(self.reader.path)
+                source = second_reader.read(range(0, self.reader.n_frames, self.interval))
+            size = self.cleaner.frames_per_call((self.reader.height, self.reader.width))
+            for group in self._groups(source, size):
+                if self.stopping.is_set():
+                    return
+                backgrounds = self.cleaner.backgrounds([frame for _, frame in group])
+                for (index, _), background in zip(group, backgrounds):
+                    if not self._put((index, background)):
+                        return
+            self._put(_END)
+        except BaseException as error:  # carried to the consumer and raised there
+            self._put(_Failure(error))
+        finally:
+            if source is not None:
+                source.close()
+            if second_reader is not None:
+                second_reader.close()
+
+    # -- consumer ---------------------------------------------------------------------------------------
+    def _pull(self, block: bool) -> bool:
+        """Take one result from the thread; False if none was waiting (``block`` false)."""
+        try:
+            item = self.results.get(block=block)
+        except queue.Empty:
+            return False
+        if item is _END:
+            self.finished = True
+        elif isinstance(item, _Failure):
+            raise item.error
+        else:
+            self.available.append(item)
+            if self.on_background is not None:
+                self.on_background(*item)
+        return True
+
+    def _nearest(self, index: int) -> np.ndarray | None:
+        """The background nearest to frame ``index`` (the earlier one on ties), or None if not known yet."""
+        while len(self.available) >= 2 and self.available[1][0] <= index:
+            self.available.popleft()
+        if not self.available:
+            if self.finished:
+                raise VideoError(f"{self.reader.path}: no background could be computed for frame {index}")
+            return None
+        before, background = self.available[0]
+        if before > index or 2 * (index - before) <= self.interval:
+            return background
+        if len(self.available) >= 2:
+            return self.available[1][1]
+        return background if self.finished else None
+
+    def _ready(self, held: deque, keep: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Segment held frames whose background is known, waiting for backgrounds while more than ``keep``
+        frames are held."""
+        while held:
+            background = self._nearest(held[0][0])
+            if background is None:
+                if not self._pull(block=len(held) > keep):
+                    return
+                continue
+            index, frame = held.popleft()
+            yield index, frame, self.cleaner.segment(frame, background)
+
+    def run(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        thread = threading.Thread(target=self._produce, name=f"backgrounds {self.reader.path.name}", daemon=True)
+        thread.start()
+        held: deque[tuple[int, np.ndarray]] = deque()
+        frames = self.reader.frames()
+        try:
+            for index, frame in frames:
+                if self.from_stream and index % self.interval == 0:
+                    self.requests.put((index, frame))
+                held.append((index, frame))
+                yield from self._ready(held, self.held_limit)
+            self.requests.put(_END)
+            yield from self._ready(held, 0)
+        finally:
+            frames.close()
+            self.stopping.set()
+            self.requests.put(_END)
+            thread.join()

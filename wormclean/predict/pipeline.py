@@ -1,0 +1,391 @@
+"""The mask job: videos in, Tierpsy-style masked HDF5 files out (``wormclean mask``).
+
+Three stages overlap: the reader decodes ahead in its own thread, the net computes backgrounds in another
+(:meth:`~wormclean.predict.cleaner.Cleaner.iter_masks`), and a writer thread dilates, compresses and stores
+each frame while the next one is segmented. Queues between the stages are short, so memory does not grow
+with video length. Each output is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from wormclean import __version__
+from wormclean.errors import OutputError, SettingsError, WormcleanError
+from wormclean.io import open_video
+from wormclean.io.atomic import atomic_output, check_output_path
+from wormclean.io.masked_video import MaskedVideoWriter
+from wormclean.model.modelfile import load_model
+from wormclean.model.registry import file_sha256, resolve_model
+from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, Cleaner
+from wormclean.segment.threshold import THRESHOLD_METHODS, default_delta, dilate
+from wormclean.units import FrameSpan
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SUFFIXES = (".hdf5", ".h5")
+DEFAULT_SAVE_INTERVAL = 5000
+DEFAULT_DILATION = 5
+_WRITER_QUEUE = 8
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """Settings of a mask job; validated on creation, stored in every output file.
+
+    Parameters
+    ----------
+    model : str, optional
+        Model file path or registered name; None for the default model.
+    bgnd_interval : int or str
+        Run the net on one frame in this many (``250``) or one per this many seconds (``"10s"``).
+    threshold : {"delta", "otsu"}
+        Thresholding of the difference from the background.
+    delta : float, optional
+        Threshold in grey levels (``"delta"``); default 10 at 8 bits, scaled by bit depth.
+    min_area : int
+        Smallest worm blob in pixels.
+    dilation : int
+        Radius in pixels by which worm regions grow before the frame is masked (``/mask``).
+    save_interval : int or str
+        A whole frame goes to ``/full_data`` every this many frames (or seconds, ``"200s"``).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    tile_size, batch_size : int, optional
+        Tiling of the net; defaults per device.
+    dark_worms : bool, optional
+        Worms darker than the background; default from the model.
+    microns_per_pixel : float, optional
+        Pixel size, stored in the output.
+    """
+
+    model: str | None = None
+    bgnd_interval: int | str = DEFAULT_BGND_INTERVAL
+    threshold: str = "delta"
+    delta: float | None = None
+    min_area: int = DEFAULT_MIN_AREA
+    dilation: int = DEFAULT_DILATION
+    save_interval: int | str = DEFAULT_SAVE_INTERVAL
+    device: str = "auto"
+    tile_size: int | None = None
+    batch_size: int | None = None
+    dark_worms: bool | None = None
+    microns_per_pixel: float | None = None
+
+    def __post_init__(self):
+        for name in ("bgnd_interval", "save_interval"):
+            # Checked and normalised now ("250", "10s"); seconds become frames once a video's fps is known.
+            object.__setattr__(self, name, str(FrameSpan.parse(getattr(self, name))))
+        if self.threshold not in THRESHOLD_METHODS:
+            raise SettingsError(f"unknown threshold {self.threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
+        if self.delta is not None and not self.delta > 0:
+            raise SettingsError(f"--delta must be positive, got {self.delta}")
+        if self.min_area < 0:
+            raise SettingsError(f"--min-area must be at least 0, got {self.min_area}")
+        if self.dilation < 0:
+            raise SettingsError(f"--dilation must be at least 0, got {self.dilation}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise SettingsError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.tile_size is not None and self.tile_size < 1:
+            raise SettingsError(f"--tile-size must be positive, got {self.tile_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.microns_per_pixel is not None and not self.microns_per_pixel > 0:
+            raise SettingsError(f"--microns-per-pixel must be positive, got {self.microns_per_pixel}")
+
+    def to_dict(self) -> dict:
+        """The settings as plain values."""
+        return asdict(self)
+
+    def cleaner(self) -> Cleaner:
+        """Load the model and build the :class:`Cleaner` these settings describe."""
+        return Cleaner(
+            load_model(resolve_model(self.model)),
+            device=self.device,
+            tile_size=self.tile_size,
+            batch_size=self.batch_size,
+            threshold=self.threshold,
+            delta=self.delta,
+            min_area=self.min_area,
+            dark_worms=self.dark_worms,
+        )
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """What happened to one video: ``output`` written with ``n_frames`` frames, or ``error`` (a message)."""
+
+    video: Path
+    output: Path
+    n_frames: int = 0
+    broken_at: int | None = None
+    error: str | None = None
+
+
+def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
+    """Output file per video: ``output`` itself if it ends in .hdf5/.h5 (one video), else ``output/STEM.hdf5``.
+
+    Raises :class:`SettingsError` if one file is named for several videos, or two videos share a name.
+    """
+    output = Path(output)
+    if output.suffix.lower() in OUTPUT_SUFFIXES:
+        if len(videos) != 1:
+            raise SettingsError(f"-o {output} names one file, but there are {len(videos)} videos; give a folder")
+        paths = [output]
+    else:
+        paths = [output / f"{video.stem}.hdf5" for video in videos]
+        seen: dict[Path, Path] = {}
+        for video, path in zip(videos, paths):
+            if path in seen:
+                raise SettingsError(f"{seen[path]} and {video} would both be written to {path}")
+            seen[path] = video
+    for video, path in zip(videos, paths):
+        if path.resolve() == video.resolve():
+            raise SettingsError(f"the output {path} would replace its input; choose another -o")
+    return paths
+
+
+class _Writer:
+    """Dilates and writes frames in a thread; an error there is raised in the caller at its next call."""
+
+    def __init__(self, writer: MaskedVideoWriter, dilation: int):
+        self.writer = writer
+        self.dilation = dilation
+        self.items: queue.Queue = queue.Queue(maxsize=_WRITER_QUEUE)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mask writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.items.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so that the producer never blocks
+            try:
+                if len(item) == 2:
+                    self.writer.write_background(*item)
+                else:
+                    index, frame, worms = item
+                    self.writer.write(index, frame, worms, dilate(worms, self.dilation))
+            except BaseException as error:  # raised again in the caller
+                self.error = error
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def frame(self, index: int, frame: np.ndarray, worms: np.ndarray) -> None:
+        self._check()
+        self.items.put((index, frame, worms))
+
+    def background(self, index: int, background: np.ndarray) -> None:
+        self._check()
+        self.items.put((index, background))
+
+    def close(self) -> None:
+        """Stop the thread once everything queued is handled (errors stay in ``error``)."""
+        if self.thread.is_alive():
+            self.items.put(None)
+            self.thread.join()
+
+    def finish(self) -> None:
+        """Wait until everything queued is written; raise the writer's error if there was one."""
+        self.close()
+        self._check()
+
+
+def mask_video(
+    video: str | os.PathLike,
+    output: str | os.PathLike,
+    settings: MaskSettings,
+    cleaner: Cleaner | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> MaskResult:
+    """Mask one video into a MaskedVideos HDF5 file (layout in :mod:`wormclean.io.masked_video`).
+
+    Parameters
+    ----------
+    video : path
+        The input video.
+    output : path
+        The HDF5 file to write; it appears complete or not at all.
+    settings : MaskSettings
+        The job's settings.
+    cleaner : Cleaner, optional
+        A loaded model with segmentation settings; built from ``settings`` if absent.
+    overwrite : bool
+        Replace an existing output.
+    progress : callable, optional
+        Called as ``progress(frames_done, n_frames)`` after each frame.
+
+    Returns
+    -------
+    MaskResult
+        Frames written and, if the video broke part-way, the first frame that could not be decoded (the
+        masks of every frame before it are written).
+    """
+    output = check_output_path(output, overwrite)
+    cleaner = cleaner or settings.cleaner()
+    with open_video(video) as reader:
+        bgnd_interval = FrameSpan.parse(settings.bgnd_interval).frames(reader.fps)
+        save_interval = FrameSpan.parse(settings.save_interval).frames(reader.fps)
+        model_path = cleaner.model.path
+        resolved = {
+            "bgnd_interval_frames": bgnd_interval,
+            "save_interval_frames": save_interval,
+            "threshold": cleaner.threshold,
+            "delta": cleaner.delta if cleaner.delta is not None else default_delta(reader.bit_depth),
+            "min_area": cleaner.min_area,
+            "dark_worms": cleaner.dark_worms,
+            "device": str(cleaner.device),
+            "tile_size": cleaner.tile_size,
+            "batch_size": cleaner.batch_size,
+        }
+        model_info = {
+            "path": str(model_path.resolve()) if model_path else None,
+            "sha256": file_sha256(model_path) if model_path else None,
+            "metadata": cleaner.model.metadata,
+        }
+        with atomic_output(output, overwrite) as temporary:
+            writer = MaskedVideoWriter(
+                temporary,
+                reader.height,
+                reader.width,
+                fps=reader.fps,
+                bit_depth=reader.bit_depth,
+                is_light_background=cleaner.dark_worms,
+                save_interval=save_interval,
+                bgnd_interval=bgnd_interval,
+                expected_frames=reader.n_frames,
+                microns_per_pixel=settings.microns_per_pixel,
+                source_video=str(Path(video).resolve()),
+                settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
+                model=model_info,
+            )
+            stage = _Writer(writer, settings.dilation)
+            try:
+                # closing(): on an error, stop the background thread now, not when the traceback is freed.
+                with closing(cleaner.iter_masks(reader, bgnd_interval, stage.background)) as masks:
+                    for index, frame, worms in masks:
+                        stage.frame(index, frame, worms)
+                        if progress is not None:
+                            progress(index + 1, reader.n_frames)
+                stage.finish()
+            finally:
+                stage.close()
+                writer.close(broken_at=reader.broken_at)
+            if writer.n_frames == 0:
+                raise OutputError(f"{video}: no frame could be decoded, nothing written")
+        if reader.broken_at is not None:
+            log.warning(
+                "%s breaks at frame %d of %d: masks written for frames 0-%d only",
+                video,
+                reader.broken_at,
+                reader.n_frames,
+                reader.broken_at - 1,
+            )
+        return MaskResult(Path(video), output, writer.n_frames, reader.broken_at)
+
+
+def mask_videos(
+    videos: Iterable[str | os.PathLike],
+    output: str | os.PathLike,
+    settings: MaskSettings,
+    overwrite: bool = False,
+    progress: Callable[[Path, int, int], None] | None = None,
+) -> list[MaskResult]:
+    """Mask several videos into one output each (see :func:`output_paths`), loading the model once.
+
+    An output folder is created if missing. A video that fails (undecodable, output exists, disk full) is
+    reported in its result and the others are still done. Problems common to all (the model, the settings,
+    the output folder) raise :class:`~wormclean.errors.WormcleanError` before any work.
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called as ``progress(video, frames_done, n_frames)`` after each frame.
+    """
+    videos = [Path(video) for video in videos]
+    outputs = output_paths(videos, output)
+    folder = Path(output)
+    if folder.suffix.lower() not in OUTPUT_SUFFIXES:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(f"cannot create output folder {folder} ({error.strerror or error})") from None
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"output folder {folder} is not writable")
+    cleaner = settings.cleaner()
+    results = []
+    for video, path in zip(videos, outputs):
+        report = None if progress is None else (lambda done, total, video=video: progress(video, done, total))
+        try:
+            results.append(mask_video(video, path, settings, cleaner, overwrite, report))
+        except (WormcleanError, OSError) as error:
+            message = str(error) if isinstance(error, WormcleanError) else f"{error.strerror or error}"
+            log.debug("%s failed: %s", video, message)
+            results.append(MaskResult(video, path, error=message))
+    return results
+
+
+PREVIEW_PANEL = 1024  # largest side of one panel in a preview, in pixels
+_OVERLAY_COLOUR = np.array([0, 0, 255], dtype=np.float32)  # red, in OpenCV's BGR order
+
+
+def preview_image(frames: list[np.ndarray], backgrounds: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    """One row per frame: frame | background | worm mask in red over the frame. BGR uint8 ``(rows, cols, 3)``.
+
+    16-bit frames are scaled to 8 bits by the brightest frame; panels are shrunk so that their longer side is
+    at most 1024 pixels.
+    """
+    top = max(float(frame.max()) for frame in frames) if frames[0].dtype != np.uint8 else 255.0
+    scale = 255.0 / max(top, 1.0)
+    rows = []
+    for frame, background, worms in zip(frames, backgrounds, masks):
+        grey = [
+            np.clip(np.rint(image.astype(np.float32) * scale), 0, 255).astype(np.uint8) for image in (frame, background)
+        ]
+        overlay = cv2.cvtColor(grey[0], cv2.COLOR_GRAY2BGR).astype(np.float32)
+        overlay[worms] = 0.4 * overlay[worms] + 0.6 * _OVERLAY_COLOUR
+        panels = [cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) for image in grey] + [overlay.astype(np.uint8)]
+        shrink = min(1.0, PREVIEW_PANEL / max(frame.shape))
+        if shrink < 1.0:
+            size = (max(1, round(frame.shape[1] * shrink)), max(1, round(frame.shape[0] * shrink)))
+            panels = [cv2.resize(panel, size, interpolation=cv2.INTER_AREA) for panel in panels]
+        gap = np.full((panels[0].shape[0], 4, 3), 255, dtype=np.uint8)
+        rows.append(np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1))
+    gap = np.full((4, rows[0].shape[1], 3), 255, dtype=np.uint8)
+    return np.concatenate([part for row in rows for part in (row, gap)][:-1], axis=0)
+
+
+def write_preview(
+    cleaner: Cleaner, video: str | os.PathLike, output: str | os.PathLike, n_frames: int = 3, overwrite: bool = False
+) -> Path:
+    """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file."""
+    output = check_output_path(output, overwrite)
+    with open_video(video) as reader:
+        indices = sorted({round(i) for i in np.linspace(0, reader.n_frames - 1, n_frames)})
+        frames = [frame for _, frame in reader.read(indices)]
+    if not frames:
+        raise OutputError(f"{video}: no frame could be decoded for the preview")
+    backgrounds = cleaner.backgrounds(frames)
+    masks = [cleaner.segment(frame, background) for frame, background in zip(frames, backgrounds)]
+    image = preview_image(frames, backgrounds, masks)
+    with atomic_output(output, overwrite) as temporary:
+        try:
+            written = cv2.imwrite(str(temporary), image)
+        except cv2.error:
+            written = False
+        if not written:
+            raise OutputError(f"cannot write the image {output} (use a .png file name)")
+    return output

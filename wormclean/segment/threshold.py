@@ -1,0 +1,178 @@
+"""From a frame and its background to a worm mask (numpy and OpenCV; no torch).
+
+The worm signal is the difference between the background and the frame, signed so that worms are positive:
+``background - frame`` when worms are darker than the background (bright-field, the usual case) and
+``frame - background`` when they are brighter (fluorescence, dark background). Before subtracting, the
+background is scaled by the frame's global brightness relative to it (:func:`brightness_gain`), so lamp
+flicker between the frame the background came from and the current frame does not turn into worms.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.filters import threshold_otsu
+
+from wormclean.errors import SettingsError
+
+THRESHOLD_METHODS = ("delta", "otsu")
+
+# Difference (grey levels of an 8-bit video) above which a pixel is a worm; scaled by 2 ** (bits - 8).
+DEFAULT_DELTA_8BIT = 10.0
+
+# Pixels sampled per frame for the brightness gain: a median over ~65k pixels is stable to well under a
+# grey level and costs about a millisecond.
+_GAIN_SAMPLES = 65536
+
+
+def default_delta(bit_depth: int) -> float:
+    """The default worm threshold for a video of ``bit_depth`` bits: 10 grey levels at 8 bits, scaled."""
+    return DEFAULT_DELTA_8BIT * 2.0 ** (bit_depth - 8)
+
+
+def brightness_gain(frame: np.ndarray, background: np.ndarray) -> float:
+    """Global brightness of ``frame`` relative to ``background``: ratio of their medians over a pixel grid.
+
+    Worms cover a few percent of the field, so the medians are the background's level in both images; the
+    ratio corrects multiplicative flicker of the illumination or camera gain. Returns 1 when the background's
+    median is zero (nothing to scale).
+    """
+    step = max(1, int(np.sqrt(frame.size / _GAIN_SAMPLES)))
+    background_level = float(np.median(background[::step, ::step]))
+    if background_level <= 0:
+        return 1.0
+    return float(np.median(frame[::step, ::step])) / background_level
+
+
+def worm_signal(
+    frame: np.ndarray, background: np.ndarray, dark_worms: bool = True, compensate_flicker: bool = True
+) -> np.ndarray:
+    """Difference image, positive where worms are: float32 ``(H, W)`` in grey levels.
+
+    Parameters
+    ----------
+    frame : np.ndarray
+        ``(H, W)`` frame in raw pixel units.
+    background : np.ndarray
+        ``(H, W)`` background in the same units (float32 from the net).
+    dark_worms : bool
+        True when worms are darker than the background (``background - frame``).
+    compensate_flicker : bool
+        Scale the background by :func:`brightness_gain` first.
+    """
+    if frame.shape != background.shape:
+        raise SettingsError(f"frame {frame.shape} and background {background.shape} differ in shape")
+    background = background.astype(np.float32, copy=False)
+    gain = brightness_gain(frame, background) if compensate_flicker else 1.0
+    # One multithreaded pass with mixed input types (3 ms at 2048^2, against 16 ms for numpy).
+    if dark_worms:
+        return cv2.addWeighted(background, gain, frame, -1.0, 0.0, dtype=cv2.CV_32F)
+    return cv2.addWeighted(frame, 1.0, background, -gain, 0.0, dtype=cv2.CV_32F)
+
+
+def otsu_level(signal: np.ndarray) -> float:
+    """Otsu's threshold of a worm signal, never below three noise standard deviations.
+
+    With worms covering a few percent of the frame, Otsu alone can split the noise around zero; the floor
+    (3 x 1.4826 x the median absolute deviation) keeps it above the noise.
+    """
+    step = max(1, int(np.sqrt(signal.size / _GAIN_SAMPLES)))
+    sample = signal[::step, ::step]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+    if float(signal.max()) <= float(signal.min()):
+        return float(signal.max()) + 1.0
+    return max(float(threshold_otsu(signal)), 3.0 * noise)
+
+
+def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask.
+
+    Returns
+    -------
+    n_labels : int
+        Number of labels including the background label 0.
+    labels : np.ndarray
+        int32 ``(H, W)``, 0 for background.
+    areas : np.ndarray
+        Pixel count per label, ``(n_labels,)``.
+    """
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
+    )
+    return n_labels, labels, stats[:, cv2.CC_STAT_AREA]
+
+
+def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """Drop blobs of fewer than ``min_area`` pixels and fill the holes of the others: bool ``(H, W)``.
+
+    Works on outer contours, which is fast on sparse masks (a millisecond at 2048^2, against 40 ms for
+    labelling every pixel): a blob's pixel count follows from its contour by Pick's theorem (polygon area plus
+    half the boundary pixels plus one), counting its holes as filled, and kept blobs are drawn filled.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    kept = [c for c in contours if cv2.contourArea(c) + len(c) / 2 + 1 >= min_area]
+    cleaned = np.zeros(mask.shape, dtype=np.uint8)
+    cv2.drawContours(cleaned, kept, -1, 1, thickness=cv2.FILLED)
+    return cleaned.view(bool)
+
+
+def segment(
+    frame: np.ndarray,
+    background: np.ndarray,
+    dark_worms: bool = True,
+    method: str = "delta",
+    delta: float | None = None,
+    min_area: int = 20,
+    bit_depth: int = 8,
+    compensate_flicker: bool = True,
+) -> np.ndarray:
+    """Worm mask of one frame against its background: bool ``(H, W)``.
+
+    Parameters
+    ----------
+    frame, background : np.ndarray
+        ``(H, W)`` frame and background in raw pixel units.
+    dark_worms : bool
+        Worms darker than the background (light background) if True.
+    method : {"delta", "otsu"}
+        ``"delta"``: a worm pixel differs from the background by more than ``delta`` grey levels.
+        ``"otsu"``: Otsu's threshold of the difference (:func:`otsu_level`).
+    delta : float, optional
+        Threshold in grey levels; default :func:`default_delta` of ``bit_depth``.
+    min_area : int
+        Blobs of fewer pixels are removed (holes in the others are filled).
+    bit_depth : int
+        Bit depth of the video (8 to 16), used for the default ``delta``.
+    compensate_flicker : bool
+        Scale the background to the frame's brightness first.
+    """
+    signal = worm_signal(frame, background, dark_worms, compensate_flicker)
+    if method == "delta":
+        level = default_delta(bit_depth) if delta is None else delta
+    elif method == "otsu":
+        level = otsu_level(signal)
+    else:
+        raise SettingsError(f"unknown threshold method {method!r}; use one of {', '.join(THRESHOLD_METHODS)}")
+    return clean_mask(signal > level, min_area)
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a boolean mask by ``radius`` pixels with a disc (no change for radius 0): bool ``(H, W)``.
+
+    Each blob is dilated inside its own bounding box grown by ``radius``, which gives the same result as
+    dilating the whole frame (every output pixel lies in the grown box of the blob it comes from) at a
+    fraction of the cost on sparse masks.
+    """
+    if radius <= 0:
+        return mask
+    pixels = mask.astype(np.uint8)
+    contours, _ = cv2.findContours(pixels, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    grown = np.zeros_like(pixels)
+    height, width = mask.shape
+    for contour in contours:
+        x, y, box_width, box_height = cv2.boundingRect(contour)
+        rows = slice(max(0, y - radius), min(height, y + box_height + radius))
+        cols = slice(max(0, x - radius), min(width, x + box_width + radius))
+        grown[rows, cols] |= cv2.dilate(pixels[rows, cols], disc)
+    return grown.view(bool)
