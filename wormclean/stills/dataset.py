@@ -1,0 +1,234 @@
+"""Training data for still images: a stream of synthetic pairs from a CROPS_DIR (``wormclean fit --crops``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from wormclean.data.training_data import TrainingData
+from wormclean.errors import SettingsError
+from wormclean.model.modelfile import Normalisation
+from wormclean.stills.store import CropsCatalogue, read_catalogue
+from wormclean.stills.synthesis import (
+    BackgroundPatch,
+    CropBank,
+    ObjectCrop,
+    SynthesisSettings,
+    synthesize_pair,
+)
+
+log = logging.getLogger(__name__)
+
+VALIDATION_STREAM = 987_654_321  # mixed into the seed of the fixed validation batches
+
+
+def _working_integers(catalogue: CropsCatalogue, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A crop's working pixels ``(h, w, C)`` rounded to the source's integer type, and its alpha mask."""
+    pixels, alpha = catalogue.load(entry)
+    space = catalogue.colour_space
+    working = np.rint(space.to_working(pixels))
+    return working.astype(np.uint8 if space.bit_depth == 8 else np.uint16), alpha
+
+
+def load_bank(
+    catalogue: CropsCatalogue,
+    targets: Sequence[str],
+    images: set[str] | None = None,
+    max_crops_per_class: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> CropBank:
+    """Read the crops and backgrounds of a catalogue into memory, in working units.
+
+    Parameters
+    ----------
+    catalogue : CropsCatalogue
+    targets : sequence of str
+        Classes that are targets; every other class is an "other".
+    images : set of str, optional
+        Only crops and backgrounds from these source images.
+    max_crops_per_class : int, optional
+        Keep at most this many crops of each class (a random subset), to bound memory.
+    rng : numpy Generator, optional
+        Picks the subset.
+    """
+    rng = rng or np.random.default_rng(0)
+    by_class: dict[str, list[dict]] = {}
+    for entry in catalogue.index["crops"]:
+        if images is None or entry["image"] in images:
+            by_class.setdefault(entry["class"], []).append(entry)
+    target_crops, other_crops = [], []
+    for label, entries in sorted(by_class.items()):
+        if max_crops_per_class is not None and len(entries) > max_crops_per_class:
+            chosen = rng.choice(len(entries), max_crops_per_class, replace=False)
+            entries = [entries[i] for i in sorted(chosen)]
+        for entry in entries:
+            pixels, mask = _working_integers(catalogue, entry)
+            crop = ObjectCrop(pixels, mask, catalogue.background_level(entry["image"]))
+            (target_crops if label in targets else other_crops).append(crop)
+    backgrounds = [
+        BackgroundPatch(*_working_integers(catalogue, entry))
+        for entry in catalogue.index["backgrounds"]
+        if images is None or entry["image"] in images
+    ]
+    space = catalogue.colour_space
+    return CropBank(target_crops, other_crops, backgrounds, space.top, space.n_channels)
+
+
+class SyntheticPairDataset(IterableDataset):
+    """Endless stream of synthetic pairs ``(input, target)``, float32 tensors ``(C, P, P)`` in raw working
+    pixel values (the trainer normalises them on its device with the training data's ``normalisation``).
+
+    Each DataLoader worker draws from its own random stream, seeded by ``(seed, worker id)``; the trainer may
+    set ``seed`` before iterating (to continue a resumed run on fresh pairs). The crop bank is shared by the
+    workers (read-only), so memory does not grow with the number of pairs.
+    """
+
+    def __init__(self, bank: CropBank, settings: SynthesisSettings, seed: int = 0):
+        super().__init__()
+        self.bank = bank
+        self.settings = settings
+        self.seed = seed
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ``(input, target)`` pair, each ``(C, P, P)`` float32 in raw working values ``[0, top]``."""
+        pair = synthesize_pair(self.bank, self.settings, rng)
+        target = pair.shared if self.settings.clean_target else pair.second
+        return self._tensor(pair.first), self._tensor(target)
+
+    def _tensor(self, image: np.ndarray) -> torch.Tensor:
+        values = np.clip(image, 0, self.bank.top).transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        while True:
+            yield self.sample(rng)
+
+
+def fixed_batches(
+    dataset: SyntheticPairDataset, n_batches: int, batch_size: int, seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n_batches`` batches ``(batch_size, C, P, P)`` drawn once from a stream of their own."""
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    batches = []
+    for _ in range(n_batches):
+        pairs = [dataset.sample(rng) for _ in range(batch_size)]
+        batches.append((torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])))
+    return batches
+
+
+def split_images(
+    catalogue: CropsCatalogue, targets: Sequence[str], fraction: float, seed: int
+) -> tuple[set[str] | None, set[str] | None]:
+    """Source images for training and for validation, split at random by ``fraction``.
+
+    Returns ``(None, None)`` (no split: validation pairs come from the training crops) when the fraction
+    rounds to no image, or when either side would lack target crops.
+    """
+    names = sorted(catalogue.index["images"])
+    n_validation = int(round(fraction * len(names)))
+    if n_validation == 0 or n_validation >= len(names):
+        return None, None
+    order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(names))
+    validation = {names[i] for i in order[:n_validation]}
+    training = set(names) - validation
+    with_targets = {entry["image"] for entry in catalogue.index["crops"] if entry["class"] in targets}
+    if not (with_targets & validation and with_targets & training):
+        return None, None
+    return training, validation
+
+
+def crop_training_data(
+    crops_dir: str | os.PathLike,
+    targets: Sequence[str] | None,
+    patch_size: int = 256,
+    seed: int = 0,
+    mode: str = "keep",
+    max_overlap: float = 0.7,
+    log_scale: bool = False,
+    validation_fraction: float = 0.1,
+    validation_batches: int = 2,
+    validation_batch_size: int = 8,
+    max_crops_per_class: int | None = 2000,
+    **synthesis_options,
+) -> TrainingData:
+    """Everything the trainer needs to learn a still-image filter from a CROPS_DIR.
+
+    Parameters
+    ----------
+    crops_dir : path
+        Written by ``wormclean crops``.
+    targets : sequence of str
+        Classes to keep (``mode="keep"``) or to remove (``mode="remove"``); the other classes are the others.
+    patch_size, mode, max_overlap :
+        See :class:`~wormclean.stills.synthesis.SynthesisSettings`; further settings of it can be passed as
+        keywords (``n_targets=(1, 2)``, ``zoom=...``).
+    seed : int
+        Seeds the pair stream (with the worker id) and the validation split.
+    log_scale : bool
+        Normalise ``log1p`` of the working values (for data spanning decades, e.g. 16-bit fluorescence).
+    validation_fraction : float
+        Fraction of source images whose crops make only the validation pairs.
+    validation_batches, validation_batch_size : int
+        Fixed validation batches drawn once.
+    max_crops_per_class : int or None
+        At most this many crops of each class in memory.
+
+    Returns
+    -------
+    TrainingData
+        ``dataset`` yields ``(input, target)`` float32 ``(C, P, P)`` in raw working values, to be normalised
+        with ``normalisation`` (the trainer does it); ``validation`` likewise; ``metadata`` has ``kind``
+        "stills", ``targets``, ``others``, ``mode``, ``colour``, ``inverted``, ``bit_depth`` and the synthesis
+        settings.
+    """
+    catalogue = read_catalogue(crops_dir)
+    classes = catalogue.classes
+    if not targets:
+        raise SettingsError(f"name the target classes (--targets), among: {', '.join(classes)}")
+    unknown = [name for name in targets if name not in classes]
+    if unknown:
+        raise SettingsError(f"no crops of class {', '.join(unknown)} in {crops_dir}; it holds {', '.join(classes)}")
+    if not 0 <= validation_fraction < 1:
+        raise SettingsError(f"the validation fraction must be in [0, 1), got {validation_fraction}")
+    settings = SynthesisSettings(patch_size=patch_size, mode=mode, max_overlap=max_overlap, **synthesis_options)
+    others = [name for name in classes if name not in targets]
+    if not others:
+        log.warning("every class is a target: pairs will differ only in their backgrounds")
+    space = catalogue.colour_space
+    normalisation = Normalisation.for_bit_depth(space.bit_depth, log=log_scale)
+    rng = np.random.default_rng(seed)
+    training_images, validation_images = split_images(catalogue, targets, validation_fraction, seed)
+    bank = load_bank(catalogue, targets, training_images, max_crops_per_class, rng)
+    dataset = SyntheticPairDataset(bank, settings, seed)
+    if validation_images is None:
+        validation_source = dataset
+    else:
+        validation_bank = load_bank(catalogue, targets, validation_images, max_crops_per_class, rng)
+        validation_source = SyntheticPairDataset(validation_bank, settings, seed)
+    validation = fixed_batches(validation_source, validation_batches, validation_batch_size, seed)
+    synthesis = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
+    metadata = {
+        "kind": "stills",
+        "targets": list(targets),
+        "others": others,
+        "mode": mode,
+        "colour": space.mode,
+        "inverted": space.inverted,
+        "bit_depth": space.bit_depth,
+        "crops_dir": str(Path(crops_dir).resolve()),
+        "crop_counts": catalogue.index["counts"],
+        "validation_images": sorted(validation_images) if validation_images else [],
+        "synthesis": synthesis,
+    }
+    log.info("stills training data: %d target crops, %d other crops, %d backgrounds; %d validation images",
+             len(bank.targets), len(bank.others), len(bank.backgrounds), len(validation_images or ()))
+    return TrainingData(dataset, validation, normalisation, space.n_channels, metadata)
