@@ -167,7 +167,8 @@ def test_out_of_memory_with_one_tile_says_what_to_do(net, monkeypatch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(net, "forward", forward)
-    with pytest.raises(SettingsError, match="single 56x64 tile; use a smaller --tile-size"):
+    # 50x60 plus an 8-pixel reflected margin on every side, rounded up to the 8-pixel grid.
+    with pytest.raises(SettingsError, match="single 72x80 tile; use a smaller --tile-size"):
         predict_background(net, NORMALISATION, np.zeros((50, 60), np.uint8), batch_size=1, device="cpu")
 
 
@@ -179,3 +180,14 @@ def test_half_precision_and_missing_cuda_are_refused_on_the_cpu(net):
         with pytest.raises(SettingsError, match="no CUDA GPU"):
             inference.resolve_device("cuda")
     assert inference.resolve_device("cpu").type == "cpu"
+
+
+def test_reflected_margin_keeps_frame_edges_off_the_zero_padding():
+    net = UNet(UNetConfig(width=4, depth=3))
+    frame = torch.rand(1, 1, 40, 48)
+    margin = net.edge_margin
+    padded = torch.nn.functional.pad(frame, (margin,) * 4, mode="reflect")
+    # forward_padded sees exactly the reflect-padded frame, cropped back.
+    expected = net(torch.nn.functional.pad(padded, (0, -padded.shape[-1] % 8, 0, -padded.shape[-2] % 8),
+                                           mode="reflect"))[..., margin : margin + 40, margin : margin + 48]
+    torch.testing.assert_close(net.forward_padded(frame), expected)

@@ -133,10 +133,11 @@ def predict_backgrounds(
     if batch_size < 1:
         raise SettingsError(f"batch size must be at least 1, got {batch_size}")
     net = prepare_net(net, device)
+    # Reflected context on every side, as UNet.forward_padded adds, so the frame's edges are no tile edges.
+    margin = net.edge_margin
+    frames = [_pad_margin(frame, margin) for frame in frames]
     grids: dict[tuple[int, int], TileGrid] = {}
     for frame in frames:
-        if frame.ndim != 2:
-            raise SettingsError(f"expected grey (H, W) frames, got shape {frame.shape}")
         if frame.shape not in grids:
             grids[frame.shape] = plan_tiles(frame.shape, tile_size, net.receptive_field_radius(), net.config.multiple)
     backgrounds: list[np.ndarray | None] = [None] * len(frames)
@@ -147,8 +148,17 @@ def predict_backgrounds(
         outputs = _forward_batches(net, normalisation, windows, batch_size, device, half)
         n_tiles = len(grid.tiles)
         for k, i in enumerate(members):
-            backgrounds[i] = grid.stitch(outputs[k * n_tiles : (k + 1) * n_tiles])
+            stitched = grid.stitch(outputs[k * n_tiles : (k + 1) * n_tiles])
+            backgrounds[i] = np.ascontiguousarray(stitched[margin:-margin, margin:-margin])
     return backgrounds
+
+
+def _pad_margin(frame: np.ndarray, margin: int) -> np.ndarray:
+    """Reflect-pad a grey frame by ``margin`` on every side (edge replication where it is too small)."""
+    if frame.ndim != 2:
+        raise SettingsError(f"expected grey (H, W) frames, got shape {frame.shape}")
+    mode = "reflect" if margin < frame.shape[0] and margin < frame.shape[1] else "edge"
+    return np.pad(frame, margin, mode=mode)
 
 
 def predict_background(
