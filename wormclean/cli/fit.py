@@ -52,12 +52,17 @@ LAG_HELP = (
                    "crops') instead of on videos.")
 @click.option("--targets", default=None,
               help="With --crops: comma-separated classes to keep (the others are removed).")
+@click.option("--mode", type=click.Choice(["keep", "remove"]), default="keep",
+              help="With --crops: keep the target classes and remove the rest, or remove the targets.")
+@click.option("--max-overlap", default=0.7, type=float,
+              help="With --crops: largest fraction of an object that others may cover in a synthetic image.")
+@click.option("--log-scale", is_flag=True, help="With --crops: train on log intensities (high dynamic range).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the settings and stop.")
 @overwrite_option
 @quiet_option
 def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learning_rate, device, workers,
         val_fraction, validate_every, min_change, focus_changes, time_limit, seed, resume, init_model, crops_dir,
-        targets, dry_run, overwrite, quiet):
+        targets, mode, max_overlap, log_scale, dry_run, overwrite, quiet):
     """Train a background model on VIDEOS (files, folders searched recursively, or globs).
 
     Pairs of frames of the same video a lag apart are the input and target of an L1 loss: the net learns the
@@ -90,7 +95,8 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
         from wormclean.stills.dataset import crop_training_data
 
         target_classes = [t.strip() for t in targets.split(",")] if targets else None
-        data = crop_training_data(crops_dir, targets=target_classes, patch_size=patch_size, seed=seed)
+        data = crop_training_data(crops_dir, targets=target_classes, patch_size=patch_size, seed=seed, mode=mode,
+                                  max_overlap=max_overlap, log_scale=log_scale)
     else:
         if not inputs:
             raise SettingsError("no videos given; usage: wormclean fit VIDEOS... -o model.pt")

@@ -77,24 +77,52 @@ def match_boxes(predicted: np.ndarray, truth: np.ndarray, min_iou: float = MATCH
 
 
 @dataclass
-class MaskScores:
+class DetectionCounts:
+    """Object-level match counts and the precision, recall and F1 they give.
+
+    With nothing detected, precision is 1 (nothing wrong was found); with nothing to find, recall is 1; F1 is
+    their harmonic mean (1 when both are 1, 0 when either is 0).
+    """
+
+    true_positives: int = 0
+    false_positives: int = 0
+    false_negatives: int = 0
+
+    @property
+    def precision(self) -> float:
+        """Matched detections over all detections."""
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 1.0
+
+    @property
+    def recall(self) -> float:
+        """Matched true objects over all true objects."""
+        present = self.true_positives + self.false_negatives
+        return self.true_positives / present if present else 1.0
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
+
+@dataclass
+class MaskScores(DetectionCounts):
     """Scores accumulated over frames; feed it with :meth:`add`, read the properties.
 
     Attributes
     ----------
+    true_positives, false_positives, false_negatives : int
+        Worm-level counts over frames (see :class:`DetectionCounts`).
     intersection, union : int
         Pixel counts summed over frames (pooled IoU = intersection / union).
-    true_positives, false_positives, false_negatives : int
-        Worm-level counts over frames.
     tracked_found, tracked_total : int
         Of the chosen worms (``tracked`` in :meth:`add`), frames in which they were matched / present.
     """
 
     intersection: int = 0
     union: int = 0
-    true_positives: int = 0
-    false_positives: int = 0
-    false_negatives: int = 0
     tracked_found: int = 0
     tracked_total: int = 0
 
@@ -136,23 +164,6 @@ class MaskScores:
         """Pooled IoU: all frames' intersections over all frames' unions (1 when both are empty)."""
         return self.intersection / self.union if self.union else 1.0
 
-    @property
-    def precision(self) -> float:
-        """Matched predicted blobs over all predicted blobs."""
-        found = self.true_positives + self.false_positives
-        return self.true_positives / found if found else 1.0
-
-    @property
-    def recall(self) -> float:
-        """Matched true worms over all true worm instances."""
-        present = self.true_positives + self.false_negatives
-        return self.true_positives / present if present else 1.0
-
-    @property
-    def f1(self) -> float:
-        """Harmonic mean of precision and recall."""
-        total = self.precision + self.recall
-        return 2 * self.precision * self.recall / total if total else 0.0
 
     @property
     def tracked_recall(self) -> float:

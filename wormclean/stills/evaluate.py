@@ -11,34 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from wormclean.segment.metrics import DetectionCounts
 from wormclean.stills.annotations import Box, Point
 
 
-@dataclass(frozen=True)
-class Scores:
-    """Counts of one comparison, and precision, recall and F1 from them.
-
-    With nothing detected, precision is 1 (nothing wrong was found); with nothing to find, recall is 1.
-    """
-
-    true_positives: int = 0
-    false_positives: int = 0
-    false_negatives: int = 0
-
-    @property
-    def precision(self) -> float:
-        found = self.true_positives + self.false_positives
-        return self.true_positives / found if found else 1.0
-
-    @property
-    def recall(self) -> float:
-        present = self.true_positives + self.false_negatives
-        return self.true_positives / present if present else 1.0
-
-    @property
-    def f1(self) -> float:
-        total = 2 * self.true_positives + self.false_positives + self.false_negatives
-        return 2 * self.true_positives / total if total else 1.0
+@dataclass
+class Scores(DetectionCounts):
+    """Counts of one comparison, with precision, recall and F1 (see :class:`DetectionCounts`); they add up."""
 
     def __add__(self, other: Scores) -> Scores:
         return Scores(self.true_positives + other.true_positives, self.false_positives + other.false_positives,
