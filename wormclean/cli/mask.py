@@ -10,7 +10,7 @@ from wormclean.cli.common import device_option, overwrite_option, progress_bar, 
 
 # Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
 DEFAULT_BGND_INTERVAL = "1000"
-DEFAULT_MIN_AREA = 10
+DEFAULT_MIN_AREA = 50
 DEFAULT_DILATION = 5
 DEFAULT_SAVE_INTERVAL = "5000"
 
@@ -55,7 +55,7 @@ def _segment_options(function):
             type=click.IntRange(min=0),
             default=DEFAULT_MIN_AREA,
             show_default=True,
-            help="Smallest worm blob in pixels.",
+            help="Smallest worm blob in pixels; raise it at high magnification (Tierpsy uses 100).",
         ),
         click.option(
             "--dark-worms/--light-worms",
