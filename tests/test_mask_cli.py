@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from wormclean.cli import cli
 from wormclean.errors import ModelFileError
-from wormclean.model.modelfile import FORMAT, Normalisation, model_payload, save_model
-from wormclean.model.registry import read_registry, resolve_model
+from wormclean.model.modelfile import Normalisation, model_payload, save_model
+from wormclean.model.registry import resolve_model
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.sim import SimulationSettings, write_simulation
 
@@ -154,9 +154,14 @@ def test_bad_model_files(tmp_path, videos, models, kind, message):
 def test_missing_and_default_models(tmp_path, videos):
     result = run("mask", videos / "day1.mp4", "-o", tmp_path / "out.hdf5", "--model", tmp_path / "nope.pt")
     assert result.exit_code == 2 and f"model file {tmp_path / 'nope.pt'} does not exist" in result.output
-    result = run("mask", videos / "day1.mp4", "-o", tmp_path / "out.hdf5")
-    assert result.exit_code == 2
-    assert "Error: no default model is installed; pass --model PATH" in result.output
+    # Without --model, the shipped default model is used.
+    result = run("mask", videos / "day1.mp4", "-o", tmp_path / "out.hdf5", "-q")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "out.hdf5", "r") as file:
+        assert json.loads(file.attrs["model"])["path"].endswith("default.pt")
+    # An installation without a default model says what to do.
+    with pytest.raises(ModelFileError, match="no default model is installed; pass --model PATH"):
+        resolve_model(None, folder=tmp_path)
 
 
 def test_bad_inputs_and_outputs(tmp_path, videos, models):
@@ -230,11 +235,3 @@ def test_registry_resolves_names_paths_and_checks_files(tmp_path, models):
     (tmp_path / "registry.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="registry .* is damaged"):
         resolve_model("plate-v1", folder=tmp_path)
-
-
-def test_shipped_registry_has_no_default_yet():
-    default, registered = read_registry()
-    assert default is None and registered == {}
-    with pytest.raises(ModelFileError, match="no default model is installed; pass --model PATH"):
-        resolve_model(None)
-    assert FORMAT == "wormclean-model"
