@@ -16,7 +16,7 @@ from wormclean import Cleaner
 
 def main(video: str) -> None:
     cleaner = Cleaner.load()  # the shipped default model; Cleaner.load("my_model.pt") for your own
-    for index, frame, worms in cleaner.iter_masks(video, bgnd_interval="20s"):
+    for index, _frame, worms in cleaner.iter_masks(video, bgnd_interval="20s"):
         count, _, stats, centroids = cv2.connectedComponentsWithStats(worms.astype("uint8"))
         blobs = [(tuple(round(c) for c in centroids[i]), int(stats[i, cv2.CC_STAT_AREA])) for i in range(1, count)]
         if index % 20 == 0:

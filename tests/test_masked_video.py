@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from wormclean.errors import SettingsError
 from wormclean.io import open_video
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import Normalisation, load_model, save_model
@@ -36,6 +37,15 @@ def model_path(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_model(path, UNet(UNetConfig(width=8, depth=2)), Normalisation(), {"kind": "video", "dark_worms": True})
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_path_16bit(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model16") / "tiny16.pt"
+    save_model(path, UNet(UNetConfig(width=8, depth=2)), Normalisation.for_bit_depth(16),
+               {"kind": "video", "dark_worms": True})
     return path
 
 
@@ -170,11 +180,12 @@ def test_a_broken_video_keeps_every_frame_before_the_break(tmp_path, model_path,
         assert all(file["worm_mask"][index].sum() == 80 for index in range(6))
 
 
-def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, model_path):
+def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, model_path_16bit):
     frames, background = drawn_frames(6, dtype=np.uint16)
     folder = write_png_sequence(tmp_path / "frames16", frames)
     output = tmp_path / "deep.hdf5"
-    mask_video(folder, output, MaskSettings(save_interval=4), cleaner_with_background(model_path, background))
+    cleaner = cleaner_with_background(model_path_16bit, background)
+    mask_video(folder, output, MaskSettings(save_interval=4), cleaner)
     with h5py.File(output, "r") as file:
         for name in ("mask", "full_data", "bgnd"):
             assert file[name].dtype == np.uint8
@@ -188,6 +199,19 @@ def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, mode
         assert worm.sum() == 80  # the default delta is scaled to 16 bits: 60 x 257 levels of contrast
         expected = np.rint((frames[0].astype(np.float64) - low) * 255 / (high - low))
         np.testing.assert_allclose(file["mask"][0][worm], np.clip(expected[worm], 1, 255), atol=1)
+        # The 8-bit map comes from the first frame (worms included), not from the worm-free background that
+        # is computed before it: the worms are not clipped, and the background uses the same map.
+        assert file["mask"][0][worm].min() > 1
+        expected_background = np.rint((background.astype(np.float64) - low) * 255 / (high - low))
+        np.testing.assert_allclose(file["bgnd"][0], np.clip(expected_background, 0, 255), atol=1)
+
+
+def test_a_model_of_another_bit_depth_is_refused(tmp_path, model_path):
+    frames, background = drawn_frames(3, dtype=np.uint16)
+    folder = write_png_sequence(tmp_path / "frames16", frames)
+    with pytest.raises(SettingsError, match="16-bit, but the model was trained on 8-bit video"):
+        mask_video(folder, tmp_path / "deep.hdf5", MaskSettings(), cleaner_with_background(model_path, background))
+    assert not (tmp_path / "deep.hdf5").exists()
 
 
 def test_writer_grows_and_trims_and_needs_frames_in_order(tmp_path):

@@ -216,14 +216,14 @@ class FakeReader:
 
     def __init__(self, n_frames, path):
         self.n_frames, self.fps, self.height, self.width, self.path = n_frames, 25.0, 16, 24, path
-        self.broken_at = None
+        self.broken_at, self.bit_depth = None, 8
 
     def frames(self):
         for index in range(self.n_frames):
-            yield index, np.full((self.height, self.width), index, np.uint16)
+            yield index, np.full((self.height, self.width), index, np.uint8)
 
     def read(self, indices):
-        return ((index, np.full((self.height, self.width), index, np.uint16)) for index in indices)
+        return ((index, np.full((self.height, self.width), index, np.uint8)) for index in indices)
 
     def close(self):
         pass

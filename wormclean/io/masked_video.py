@@ -107,6 +107,7 @@ class MaskedVideoWriter:
         self.n_frames = 0
         self.n_backgrounds = 0
         self._range: tuple[float, float] | None = None if bit_depth > 8 else (0.0, 255.0)
+        self._pending_background: tuple[int, np.ndarray] | None = None
         expected = max(1, int(expected_frames))
         self._file = h5py.File(path, "w")
         attrs = self._file.attrs
@@ -207,6 +208,9 @@ class MaskedVideoWriter:
                 _put_image(self._full_raw, index // self.save_interval, frame)
         if self._norm_range is not None:
             _put(self._norm_range, index, np.asarray(self._range, dtype=np.float32))
+        if self._pending_background is not None:
+            self._put_background(*self._pending_background)
+            self._pending_background = None
         self.n_frames += 1
 
     def write_background(self, index: int, background: np.ndarray) -> None:
@@ -214,18 +218,29 @@ class MaskedVideoWriter:
         row = index // self.bgnd_interval
         if index % self.bgnd_interval or row != self.n_backgrounds:
             raise ValueError(f"background of frame {index} is out of order (interval {self.bgnd_interval})")
+        self.n_backgrounds += 1
+        if background.dtype != np.uint8 and self.bit_depth > 8 and self._range is None:
+            # The video-wide 8-bit map is taken from the first frame, which holds the worms; a background
+            # (worm-free) would give a range that clips them. Store it once that frame has set the map.
+            self._pending_background = (row, background)
+            return
+        self._put_background(row, background)
+
+    def _put_background(self, row: int, background: np.ndarray) -> None:
         if background.dtype != np.uint8:
             if self.bit_depth > 8:
                 background = self.to_8bit(np.clip(np.rint(background), 0, 2**self.bit_depth - 1).astype(np.uint16))
             else:
                 background = np.clip(np.rint(background), 0, 255).astype(np.uint8)
         _put_image(self._bgnd, row, background)
-        self.n_backgrounds += 1
 
     def close(self, broken_at: int | None = None) -> None:
         """Trim the datasets to what was written, record the frame count, and close the file."""
         if not self._file.id.valid:
             return
+        if self._pending_background is not None:  # no frame was written: map the background by itself
+            self._put_background(*self._pending_background)
+            self._pending_background = None
         try:
             n_full = -(-self.n_frames // self.save_interval)
             sizes = {

@@ -143,6 +143,8 @@ class Cleaner:
 
     def backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each."""
+        for frame in frames:
+            self.check_bit_depth(16 if frame.dtype == np.uint16 else 8)
         if self.invert:
             tops = [np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255 for frame in frames]
             frames = [top - frame.astype(np.float32) for top, frame in zip(tops, frames)]
@@ -152,6 +154,15 @@ class Cleaner:
         if self.invert:
             backgrounds = [top - background for top, background in zip(tops, backgrounds)]
         return backgrounds
+
+    def check_bit_depth(self, bit_depth: int, source: object = "the frames") -> None:
+        """Refuse video of another bit depth than the model's: its intensities are outside what it learnt."""
+        model_bits = self.model.normalisation.bit_depth
+        if bit_depth != model_bits:
+            raise SettingsError(
+                f"{source} is {bit_depth}-bit, but the model was trained on {model_bits}-bit video; "
+                f"train one on your videos with 'wormclean fit'"
+            )
 
     def background(self, frame: np.ndarray) -> np.ndarray:
         """The net's background of one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units."""
@@ -172,7 +183,8 @@ class Cleaner:
     def frames_per_call(self, shape: tuple[int, int]) -> int:
         """How many frames of ``shape`` fill one batch of tiles (at least 1)."""
         net = self.model.net
-        n_tiles = len(plan_tiles(shape, self.tile_size, net.receptive_field_radius(), net.config.multiple).tiles)
+        padded = (shape[0] + 2 * net.edge_margin, shape[1] + 2 * net.edge_margin)  # as predict_backgrounds pads
+        n_tiles = len(plan_tiles(padded, self.tile_size, net.receptive_field_radius(), net.config.multiple).tiles)
         return max(1, self.batch_size // n_tiles)
 
     def iter_masks(
@@ -198,6 +210,7 @@ class Cleaner:
         """
         reader = video if isinstance(video, VideoReader) else open_video(video)
         try:
+            self.check_bit_depth(reader.bit_depth, reader.path)
             interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
             yield from _BackgroundSchedule(self, reader, interval, on_background).run()
         finally:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from wormclean.errors import SettingsError
+from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import Normalisation
 from wormclean.model.unet import UNet
 from wormclean.predict.tiling import TileGrid, plan_tiles
@@ -26,20 +27,6 @@ log = logging.getLogger(__name__)
 # per-pixel speed of a whole 2048^2 frame (which needs 6 GB); a GPU fits whole frames in fp16.
 DEFAULT_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 4}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is a :class:`SettingsError`."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SettingsError("--device cuda was asked for, but no CUDA GPU is available")
-    try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise SettingsError(f"unknown device {device!r}") from error
 
 
 def _use_half(device: torch.device, half: bool | None) -> bool:

@@ -6,7 +6,8 @@ Outputs, for ``-o model.pt``:
 - ``model.last.pt``: the latest state, with optimizer state, step and random state, for ``--resume``;
 - ``model.log.csv``: one row per validation; ``model.loss.png``: the loss curves.
 
-All are rewritten atomically, so an interrupted run always leaves complete files behind.
+The model files and the plot are rewritten atomically and the log only appended to, so an interrupted run
+always leaves complete files behind.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader
 from wormclean.data.training_data import TrainingData
 from wormclean.errors import SettingsError
 from wormclean.io.atomic import atomic_output
+from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import ModelFile, Normalisation, load_model, save_model
 from wormclean.model.unet import UNet, UNetConfig
 
@@ -115,15 +117,6 @@ def output_paths(output: Path) -> dict[str, Path]:
     }
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SettingsError("--device cuda was asked for, but no CUDA GPU is available")
-    return torch.device(name)
-
-
 def _build_net(data: TrainingData, settings: TrainSettings, start: ModelFile | None) -> UNet:
     if start is None:
         config = UNetConfig(
@@ -154,7 +147,7 @@ def _build_net(data: TrainingData, settings: TrainSettings, start: ModelFile | N
 
 def _validate(
     net: UNet, batches, normalisation: Normalisation, device: torch.device, use_amp: bool
-) -> tuple[float, float]:
+) -> tuple[float, float | None]:
     """Mean L1 loss over the fixed validation batches, and the sign of (input - output) where they differ.
 
     The sign (a mean weighted by size, in [-1, 1]) says whether the objects the net removes are darker (< 0)
@@ -175,7 +168,7 @@ def _validate(
             if strong.numel():
                 signed.append((strong.sum() / strong.abs().sum()).item())
     net.train()
-    return float(np.mean(losses)), float(np.mean(signed)) if signed else 0.0
+    return float(np.mean(losses)), float(np.mean(signed)) if signed else None
 
 
 def _identity_loss(batches, normalisation: Normalisation) -> float | None:
@@ -297,7 +290,7 @@ def train(
         if improved and current_val is not None:
             best_val = current_val
         metadata.update({"steps": step, "validation_loss": current_val, "saved_at": _now()})
-        if sign is not None and metadata.get("kind") == "video":
+        if sign and metadata.get("kind") == "video":  # no evidence (None or 0): keep what was there
             metadata["dark_worms"] = sign < 0
         training_state = {
             "optimizer": optimizer.state_dict(),
@@ -333,7 +326,7 @@ def train(
             out_of_time = settings.time_limit_s is not None and now - started >= settings.time_limit_s
             done = step >= settings.steps or out_of_time
             if step % settings.validate_every == 0 or done:
-                val_loss, sign = (None, 0.0)
+                val_loss, sign = None, None
                 if data.validation:
                     val_loss, sign = _validate(net, data.validation, normalisation, device, use_amp)
                 save(val_loss, sign)
