@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from wormclean.errors import SettingsError
 from wormclean.io import open_video
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import Normalisation, load_model, save_model
@@ -204,14 +203,6 @@ def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, mode
         assert file["mask"][0][worm].min() > 1
         expected_background = np.rint((background.astype(np.float64) - low) * 255 / (high - low))
         np.testing.assert_allclose(file["bgnd"][0], np.clip(expected_background, 0, 255), atol=1)
-
-
-def test_a_model_of_another_bit_depth_is_refused(tmp_path, model_path):
-    frames, background = drawn_frames(3, dtype=np.uint16)
-    folder = write_png_sequence(tmp_path / "frames16", frames)
-    with pytest.raises(SettingsError, match="16-bit, but the model was trained on 8-bit video"):
-        mask_video(folder, tmp_path / "deep.hdf5", MaskSettings(), cleaner_with_background(model_path, background))
-    assert not (tmp_path / "deep.hdf5").exists()
 
 
 def test_writer_grows_and_trims_and_needs_frames_in_order(tmp_path):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
 from wormclean.errors import ModelFileError
+from wormclean.io import open_video
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, models_folder, read_registry, resolve_model
 from wormclean.predict.cleaner import Cleaner
@@ -53,7 +55,24 @@ def unseen_plate(tmp_path_factory):
 
 def test_default_model_finds_immobile_worms_on_an_unseen_plate(unseen_plate):
     video, truth = unseen_plate
-    cleaner = Cleaner.load(device="cpu")
+    scores_on_plate(video, truth)
+
+
+def test_default_8bit_model_serves_16bit_video(unseen_plate, tmp_path):
+    """A 16-bit camera using part of its range (a 12-bit sensor): frames mapped into the model's units."""
+    video, truth = unseen_plate
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    with open_video(video) as reader:
+        for index, frame in reader.frames():
+            cv2.imwrite(str(folder / f"{index:03d}.png"), (frame.astype(np.uint16) * 16 + 1000))
+    with open_video(folder) as reader:
+        assert reader.bit_depth == 16
+    scores_on_plate(folder, truth, delta=160)  # 10 grey levels of the 8-bit plate
+
+
+def scores_on_plate(video, truth, **settings):
+    cleaner = Cleaner.load(device="cpu", **settings)
     immobile = list(np.nonzero(truth.immobile)[0] + 1)
     net, median, ceiling = MaskScores(), MaskScores(), MaskScores()
     frames = []

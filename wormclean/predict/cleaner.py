@@ -78,6 +78,19 @@ def check_video_model(model: ModelFile) -> None:
         raise ModelFileError(f"{model.path or 'the model'} is not a one-channel (grey) model")
 
 
+def match_model_units(values: np.ndarray, normalisation) -> tuple[float, float]:
+    """How to express a frame of another bit depth in the units a model was trained on.
+
+    Returns ``(gain, shift)`` with ``raw = model_units * gain + shift``: the frame's median lands on the
+    model's offset and its spread on the model's scale, so the net sees inputs with the statistics of its
+    training data, whatever the camera's bit depth or the part of the range it uses.
+    """
+    median = float(np.median(values))
+    spread = max(float(values.std()), 1e-3)
+    gain = spread / normalisation.scale
+    return gain, median - normalisation.offset * gain
+
+
 class Cleaner:
     """A video model with the settings that turn its backgrounds into worm masks.
 
@@ -142,27 +155,36 @@ class Cleaner:
         return cls(load_model(resolve_model(model)), device=device, **settings)
 
     def backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each."""
-        for frame in frames:
-            self.check_bit_depth(16 if frame.dtype == np.uint16 else 8)
-        if self.invert:
-            tops = [np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255 for frame in frames]
-            frames = [top - frame.astype(np.float32) for top, frame in zip(tops, frames)]
-        backgrounds = predict_backgrounds(
-            self.model.net, self.model.normalisation, frames, self.tile_size, self.batch_size, self.device
-        )
-        if self.invert:
-            backgrounds = [top - background for top, background in zip(tops, backgrounds)]
-        return backgrounds
+        """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each.
 
-    def check_bit_depth(self, bit_depth: int, source: object = "the frames") -> None:
-        """Refuse video of another bit depth than the model's: its intensities are outside what it learnt."""
-        model_bits = self.model.normalisation.bit_depth
-        if bit_depth != model_bits:
-            raise SettingsError(
-                f"{source} is {bit_depth}-bit, but the model was trained on {model_bits}-bit video; "
-                f"train one on your videos with 'wormclean fit'"
-            )
+        Frames of another bit depth than the model's (16-bit video, 8-bit model) are mapped into the model's
+        units around the net by :func:`match_model_units`; inverted polarity is handled likewise.
+        """
+        maps = []
+        inputs = []
+        for frame in frames:
+            values = frame.astype(np.float32)
+            if self.invert:
+                values = float(np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255) - values
+            bits = 16 if frame.dtype == np.uint16 else 8
+            gain, shift = match_model_units(values, self.model.normalisation) if bits != self.model_bits else (1, 0)
+            maps.append((frame.dtype, gain, shift))
+            inputs.append((values - shift) / gain if gain != 1 or shift != 0 else values)
+        backgrounds = predict_backgrounds(
+            self.model.net, self.model.normalisation, inputs, self.tile_size, self.batch_size, self.device
+        )
+        results = []
+        for (dtype, gain, shift), background in zip(maps, backgrounds):
+            background = background * gain + shift
+            if self.invert:
+                background = float(np.iinfo(dtype).max if dtype.kind in "ui" else 255) - background
+            results.append(background.astype(np.float32))
+        return results
+
+    @property
+    def model_bits(self) -> int:
+        """Bit depth of the video the model was trained on."""
+        return self.model.normalisation.bit_depth
 
     def background(self, frame: np.ndarray) -> np.ndarray:
         """The net's background of one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units."""
@@ -210,7 +232,9 @@ class Cleaner:
         """
         reader = video if isinstance(video, VideoReader) else open_video(video)
         try:
-            self.check_bit_depth(reader.bit_depth, reader.path)
+            if reader.bit_depth != self.model_bits:
+                log.info("%s is %d-bit, the model %d-bit: frames are mapped into the model's units",
+                         reader.path, reader.bit_depth, self.model_bits)
             interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
             yield from _BackgroundSchedule(self, reader, interval, on_background).run()
         finally:
