@@ -22,6 +22,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from wormclean.errors import VideoError
+from wormclean.threads import END, Failure, put_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -200,16 +201,6 @@ class IndexedReader(VideoReader):
             yield index, np.ascontiguousarray(frame)
 
 
-_END = object()
-
-
-class _Failure:
-    """An exception raised in the decoding thread, carried to the consumer."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 def _run_ahead(items: Iterator, depth: int, name: str) -> Iterator:
     """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
 
@@ -219,30 +210,24 @@ def _run_ahead(items: Iterator, depth: int, name: str) -> Iterator:
     stopping = threading.Event()
 
     def put(item) -> bool:
-        while not stopping.is_set():
-            try:
-                buffer.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(buffer, item, stopping)
 
     def produce() -> None:
         try:
             for item in items:
                 if not put(item):
                     return
-            put(_END)
+            put(END)
         except BaseException as error:  # carried to the consumer and raised there
-            put(_Failure(error))
+            put(Failure(error))
         finally:
             items.close()
 
     thread = threading.Thread(target=produce, name=name, daemon=True)
     thread.start()
     try:
-        while (item := buffer.get()) is not _END:
-            if isinstance(item, _Failure):
+        while (item := buffer.get()) is not END:
+            if isinstance(item, Failure):
                 raise item.error
             yield item
     finally:

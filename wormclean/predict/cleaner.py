@@ -39,6 +39,7 @@ from wormclean.predict.inference import (
 )
 from wormclean.predict.tiling import plan_tiles
 from wormclean.segment.threshold import THRESHOLD_METHODS, segment
+from wormclean.threads import END, Failure, put_unless_stopped
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,6 @@ mask default is 100, for its magnification)."""
 # above it from a second reader, so memory stays small whatever the interval.
 _STREAM_INTERVAL_LIMIT = 32
 _HELD_FRAMES = 4  # frames held while waiting for a background computed from a second reader
-
-_END = object()
-
-
-class _Failure:
-    """An exception from the background thread, carried to the consumer."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
 
 
 def check_video_model(model: ModelFile) -> None:
@@ -260,16 +252,10 @@ class _BackgroundSchedule:
 
     # -- background thread ------------------------------------------------------------------------------
     def _put(self, item) -> bool:
-        while not self.stopping.is_set():
-            try:
-                self.results.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(self.results, item, self.stopping)
 
     def _requested(self) -> Iterator[tuple[int, np.ndarray]]:
-        while (item := self.requests.get()) is not _END:
+        while (item := self.requests.get()) is not END:
             yield item
 
     def _groups(self, source: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list]:
@@ -301,9 +287,9 @@ class _BackgroundSchedule:
                 for (index, _), background in zip(group, backgrounds):
                     if not self._put((index, background)):
                         return
-            self._put(_END)
+            self._put(END)
         except BaseException as error:  # carried to the consumer and raised there
-            self._put(_Failure(error))
+            self._put(Failure(error))
         finally:
             if source is not None:
                 source.close()
@@ -317,9 +303,9 @@ class _BackgroundSchedule:
             item = self.results.get(block=block)
         except queue.Empty:
             return False
-        if item is _END:
+        if item is END:
             self.finished = True
-        elif isinstance(item, _Failure):
+        elif isinstance(item, Failure):
             raise item.error
         else:
             self.available.append(item)
@@ -365,10 +351,10 @@ class _BackgroundSchedule:
                     self.requests.put((index, frame))
                 held.append((index, frame))
                 yield from self._ready(held, self.held_limit)
-            self.requests.put(_END)
+            self.requests.put(END)
             yield from self._ready(held, 0)
         finally:
             frames.close()
             self.stopping.set()
-            self.requests.put(_END)
+            self.requests.put(END)
             thread.join()
