@@ -52,18 +52,7 @@ class Simulation:
         seeds = np.random.SeedSequence(settings.seed).spawn(4 + settings.n_worms)
         self._scene_seed, choice_seed, self._noise_seed, flicker_seed = seeds[:4]
         self._worm_seeds = seeds[4:]
-        self.background = make_background(
-            np.random.default_rng(self._scene_seed),
-            settings.size,
-            settings.length_px,
-            settings.width_px,
-            settings.contrast,
-            settings.lawn,
-            settings.n_dust,
-            settings.n_fibres,
-            settings.dark_worms,
-            settings.blur_sigma,
-        )
+        self.background = make_background(np.random.default_rng(self._scene_seed), settings)
         self.immobile = np.zeros(settings.n_worms, bool)
         chosen = np.random.default_rng(choice_seed).choice(settings.n_worms, settings.n_immobile, replace=False)
         self.immobile[chosen] = True

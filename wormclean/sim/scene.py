@@ -12,62 +12,56 @@ import cv2
 import numpy as np
 
 from wormclean.sim.draw import tube_coverage
+from wormclean.sim.settings import SimulationSettings
 
 
-def make_background(
-    rng: np.random.Generator,
-    shape: tuple[int, int],
-    worm_length: float,
-    worm_width: float,
-    contrast: float,
-    lawn: bool,
-    n_dust: int,
-    n_fibres: int,
-    dark_worms: bool,
-    blur_sigma: float,
-) -> np.ndarray:
+def make_background(rng: np.random.Generator, settings: SimulationSettings) -> np.ndarray:
     """Draw a plate's background.
 
     Parameters
     ----------
     rng
         Random generator; the background depends on nothing else.
-    shape
-        ``(height, width)`` in pixels.
-    worm_length, worm_width
-        Worm size in pixels; fibres and dust are scaled to it, so fibres look like worms.
-    contrast
-        Worm contrast in grey levels; fibres are drawn 30-90 % as dark.
-    lawn
-        Draw a bacterial lawn: a slightly darker patch with a darker rim.
-    n_dust, n_fibres
-        Numbers of dust specks and of thin fibres or scratches.
-    dark_worms
-        True: light background (worms will be darker). False: the negative, a dark background.
-    blur_sigma
-        Gaussian blur of the optics, pixels (0: none).
+    settings
+        The video's settings: frame size, worm size (fibres, dust and the static structures are scaled to it, so
+        that fibres look like worms), worm contrast (fibres are drawn 30-90 % as dark), the lawn, the numbers of
+        dust specks, fibres, rings, marker lines and old tracks, the dish edge, text, polarity and blur.
 
     Returns
     -------
     background : (height, width) float32, grey levels within [0, 255]
     """
+    shape = settings.size
     height, width = shape
+    worm_length, worm_width, contrast = settings.length_px, settings.width_px, settings.contrast
     level = rng.uniform(160.0, 200.0)
     background = level * _vignetting(rng, shape)
     background += _smooth_noise(rng, shape, cells=6, amplitude=5.0)
     background += _smooth_noise(rng, shape, cells=max(8, min(height, width) // 32), amplitude=1.5)
     background += cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (0, 0), 0.8)
-    if lawn:
+    if settings.lawn:
         background -= _lawn(rng, shape, worm_width)
     darkening = np.zeros(shape, np.float32)
-    for _ in range(n_dust):
+    for _ in range(settings.n_dust):
         _add_dust(rng, darkening, worm_width)
-    for _ in range(n_fibres):
+    for _ in range(settings.n_fibres):
         _add_fibre(rng, darkening, worm_length, worm_width, contrast)
+    # Drawn last, from a generator of their own, so that plates without them are unchanged.
+    structures = np.random.default_rng(rng.integers(2**63))
+    for _ in range(settings.n_tracks):
+        _add_track(structures, darkening, worm_length, worm_width, contrast)
+    for _ in range(settings.n_rings):
+        _add_ring(structures, darkening, worm_width, contrast)
+    for _ in range(settings.n_marks):
+        _add_mark(structures, darkening, worm_width, contrast)
+    if settings.text:
+        _add_text(structures, darkening, worm_length, contrast)
+    if settings.dish_edge:
+        _add_dish_edge(structures, darkening, worm_width, level)
     background -= darkening
-    if blur_sigma > 0:
-        background = cv2.GaussianBlur(background, (0, 0), blur_sigma)
-    if not dark_worms:
+    if settings.blur_sigma > 0:
+        background = cv2.GaussianBlur(background, (0, 0), settings.blur_sigma)
+    if not settings.dark_worms:
         background = 255.0 - background
     return np.clip(background, 0.0, 255.0).astype(np.float32)
 
@@ -144,3 +138,85 @@ def _add_fibre(
     if drawn is not None:
         coverage, window = drawn
         darkening[window] += contrast * rng.uniform(0.3, 0.9) * coverage
+
+
+def _add_track(
+    rng: np.random.Generator, darkening: np.ndarray, worm_length: float, worm_width: float, contrast: float
+) -> None:
+    """An old worm track in the lawn: a faint, thin, winding line three to eight worms long."""
+    height, width = darkening.shape
+    length = worm_length * rng.uniform(3.0, 8.0)
+    n_points = max(16, round(length / 2))
+    phase = np.linspace(0, length / worm_length * 2 * math.pi, n_points)
+    heading = rng.uniform(-math.pi, math.pi) + 0.6 * np.sin(phase) + np.cumsum(rng.normal(0, 0.05, n_points))
+    steps = np.stack([np.cos(heading), np.sin(heading)], axis=1) * (length / (n_points - 1))
+    points = np.cumsum(steps, axis=0) + [rng.uniform(0, width), rng.uniform(0, height)]
+    radii = np.full(n_points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.0)))
+    drawn = tube_coverage(points, radii, (height, width))
+    if drawn is not None:
+        coverage, window = drawn
+        darkening[window] += contrast * rng.uniform(0.2, 0.5) * coverage
+
+
+def _add_ring(rng: np.random.Generator, darkening: np.ndarray, worm_width: float, contrast: float) -> None:
+    """A thin dark circle drawn on the plate (a chemotaxis ring or marker), 15-45 % of the frame across."""
+    height, width = darkening.shape
+    size = min(height, width)
+    radius = size * rng.uniform(0.15, 0.45) / 2
+    centre = (width * rng.uniform(0.3, 0.7), height * rng.uniform(0.3, 0.7))
+    n_points = max(32, round(2 * math.pi * radius / 2))
+    angle = np.linspace(0, 2 * math.pi, n_points)
+    points = np.stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)], axis=1)
+    radii = np.full(n_points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.5)))
+    drawn = tube_coverage(points, radii, (height, width))
+    if drawn is not None:
+        coverage, window = drawn
+        darkening[window] += contrast * rng.uniform(0.5, 1.2) * coverage
+
+
+def _add_mark(rng: np.random.Generator, darkening: np.ndarray, worm_width: float, contrast: float) -> None:
+    """A marker-pen line: straight and dark, one to three worms wide, across 30-80 % of the frame."""
+    height, width = darkening.shape
+    length = min(height, width) * rng.uniform(0.3, 0.8)
+    heading = rng.uniform(-math.pi, math.pi)
+    start = np.array([rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height])
+    points = start + np.linspace(0, length, max(2, round(length / 4)))[:, None] * [math.cos(heading), math.sin(heading)]
+    radii = np.full(len(points), 0.5 * max(1.5, worm_width * rng.uniform(1.0, 3.0)))
+    drawn = tube_coverage(points, radii, (height, width))
+    if drawn is not None:
+        coverage, window = drawn
+        darkening[window] += contrast * rng.uniform(0.8, 1.5) * coverage
+
+
+_LABELS = ("N2 day1 plate 3", "CTRL", "unc-54 20C", "LAB 2026-11", "x4 obj")
+
+
+def _add_text(rng: np.random.Generator, darkening: np.ndarray, worm_length: float, contrast: float) -> None:
+    """A dark label or watermark, letters about half a worm high, somewhere in the frame."""
+    height, width = darkening.shape
+    label = _LABELS[int(rng.integers(len(_LABELS)))]
+    letter_height = max(6.0, worm_length * rng.uniform(0.3, 0.7))
+    scale = letter_height / 22.0  # FONT_HERSHEY_SIMPLEX letters are about 22 pixels high at scale 1
+    thickness = max(1, round(letter_height / 8))
+    (text_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x = rng.uniform(0, max(1.0, width - text_width))
+    y = rng.uniform(letter_height, height)
+    canvas = np.zeros(darkening.shape, np.uint8)
+    cv2.putText(canvas, label, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness, cv2.LINE_AA)
+    darkening += contrast * rng.uniform(0.6, 1.2) * (canvas.astype(np.float32) / 255.0)
+
+
+def _add_dish_edge(rng: np.random.Generator, darkening: np.ndarray, worm_width: float, level: float) -> None:
+    """The dish wall: a circle reaching past one side of the frame, dark at its rim and darker outside."""
+    height, width = darkening.shape
+    size = min(height, width)
+    radius = size * rng.uniform(0.55, 0.75)
+    side = rng.uniform(0, 2 * math.pi)
+    centre_x = width / 2 + size * 0.25 * math.cos(side)
+    centre_y = height / 2 + size * 0.25 * math.sin(side)
+    y, x = np.ogrid[:height, :width]
+    edge_distance = np.sqrt((x - centre_x) ** 2 + (y - centre_y) ** 2).astype(np.float32) - radius
+    rim_width = max(2.0, worm_width * rng.uniform(1.0, 3.0))
+    outside = level * rng.uniform(0.2, 0.5) / (1.0 + np.exp(np.clip(-edge_distance / rim_width, -30, 30)))
+    rim = level * rng.uniform(0.25, 0.5) * np.exp(-0.5 * (edge_distance / rim_width) ** 2)
+    darkening += (outside + rim).astype(np.float32)

@@ -56,6 +56,16 @@ class SimulationSettings:
         Number of dust specks.
     n_fibres
         Number of static fibres or scratches: thin dark curves about as long as worms.
+    n_rings
+        Number of thin dark circles (a chemotaxis ring, a plate marker), 15-45 % of the frame across.
+    n_marks
+        Number of marker-pen lines: straight, dark, one to three worms wide, across much of the frame.
+    n_tracks
+        Number of old worm tracks in the lawn: faint, thin, winding lines many worms long.
+    dish_edge
+        Draw the dish wall: a dark rim and a darker outside where the dish ends inside the frame.
+    text
+        Write a dark label or watermark (letters about half a worm high).
     dark_worms
         True: dark worms on a light background (bright field). False: the negative (dark field).
     seed
@@ -77,6 +87,11 @@ class SimulationSettings:
     lawn: bool = True
     n_dust: int = 30
     n_fibres: int = 3
+    n_rings: int = 0
+    n_marks: int = 0
+    n_tracks: int = 0
+    dish_edge: bool = False
+    text: bool = False
     dark_worms: bool = True
     seed: int = 0
 
@@ -95,6 +110,8 @@ class SimulationSettings:
         _check_whole(self.n_worms, "n_worms", 0, MAX_WORMS)
         _check_whole(self.n_dust, "n_dust", 0)
         _check_whole(self.n_fibres, "n_fibres", 0)
+        for name in ("n_rings", "n_marks", "n_tracks"):
+            _check_whole(getattr(self, name), name, 0, 100)
         _check_whole(self.seed, "seed", 0)
         _check_range(self.fps, "fps", 0, math.inf, low_open=True)
         _check_range(self.immobile_fraction, "immobile_fraction", 0, 1)
@@ -114,7 +131,7 @@ class SimulationSettings:
                 f"worms of {self.length_px:g} pixels do not fit in {size[0]}x{size[1]} frames; "
                 "set worm_length to at most half the smaller side"
             )
-        for name in ("lawn", "dark_worms"):
+        for name in ("lawn", "dark_worms", "dish_edge", "text"):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise SettingsError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
