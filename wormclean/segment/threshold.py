@@ -102,18 +102,46 @@ def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n_labels, labels, stats[:, cv2.CC_STAT_AREA]
 
 
-def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """Drop blobs of fewer than ``min_area`` pixels and fill the holes of the others: bool ``(H, W)``.
+def clean_mask(
+    mask: np.ndarray, min_area: int, max_area: int | None = None, max_hole: int | None = None
+) -> np.ndarray:
+    """Keep blobs of ``min_area`` to ``max_area`` pixels and fill their holes of up to ``max_hole`` pixels.
 
     Works on outer contours, which is fast on sparse masks (a millisecond at 2048^2, against 40 ms for
     labelling every pixel): a blob's pixel count follows from its contour by Pick's theorem (polygon area plus
-    half the boundary pixels plus one), counting its holes as filled, and kept blobs are drawn filled.
+    half the boundary pixels plus one), counting its holes as filled. Only the holes are labelled, to measure them.
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        bool ``(H, W)``.
+    min_area, max_area : int
+        Blob size limits in pixels, holes counted in (``max_area`` None: no upper limit).
+    max_hole : int, optional
+        Largest hole filled (a worm curled into a loop); larger ones (the inside of a ring) stay open. None fills
+        every hole.
+
+    Returns
+    -------
+    np.ndarray
+        bool ``(H, W)``.
     """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    kept = [c for c in contours if cv2.contourArea(c) + len(c) / 2 + 1 >= min_area]
-    cleaned = np.zeros(mask.shape, dtype=np.uint8)
-    cv2.drawContours(cleaned, kept, -1, 1, thickness=cv2.FILLED)
-    return cleaned.view(bool)
+    pixels = mask.astype(np.uint8)
+    contours, _ = cv2.findContours(pixels, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    areas = [cv2.contourArea(c) + len(c) / 2 + 1 for c in contours]
+    kept = [c for c, area in zip(contours, areas) if area >= min_area and (max_area is None or area <= max_area)]
+    filled = np.zeros(mask.shape, dtype=np.uint8)
+    cv2.drawContours(filled, kept, -1, 1, thickness=cv2.FILLED)
+    if max_hole is None:
+        return filled.view(bool)
+    holes = filled & (pixels ^ 1)
+    if not holes.any():
+        return filled.view(bool)
+    n_holes, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4, ltype=cv2.CV_32S)
+    large = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] > max_hole) + 1
+    if len(large):
+        filled[np.isin(labels, large)] = 0
+    return filled.view(bool)
 
 
 def segment(
@@ -125,6 +153,8 @@ def segment(
     min_area: int = 20,
     bit_depth: int = 8,
     compensate_flicker: bool = True,
+    max_area: int | None = None,
+    max_hole: int | None = None,
 ) -> np.ndarray:
     """Worm mask of one frame against its background: bool ``(H, W)``.
 
@@ -139,12 +169,14 @@ def segment(
         ``"otsu"``: Otsu's threshold of the difference (:func:`otsu_level`).
     delta : float, optional
         Threshold in grey levels; default :func:`default_delta` of ``bit_depth``.
-    min_area : int
-        Blobs of fewer pixels are removed (holes in the others are filled).
+    min_area, max_area : int
+        Blobs of fewer (more) pixels are removed; ``max_area`` None: no upper limit.
     bit_depth : int
         Bit depth of the video (8 to 16), used for the default ``delta``.
     compensate_flicker : bool
         Scale the background to the frame's brightness first.
+    max_hole : int, optional
+        Largest hole in a blob that is filled (None: all); see :func:`clean_mask`.
     """
     signal = worm_signal(frame, background, dark_worms, compensate_flicker)
     if method == "delta":
@@ -153,7 +185,7 @@ def segment(
         level = otsu_level(signal)
     else:
         raise SettingsError(f"unknown threshold method {method!r}; use one of {', '.join(THRESHOLD_METHODS)}")
-    return clean_mask(signal > level, min_area)
+    return clean_mask(signal > level, min_area, max_area, max_hole)
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
