@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from wormclean.io import open_video
-from wormclean.predict.cleaner import Cleaner
+from wormclean.predict.cleaner import DEFAULT_MIN_AREA, Cleaner
 from wormclean.segment.metrics import MaskScores
 from wormclean.segment.threshold import segment
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
@@ -41,7 +41,7 @@ def scores_of(masks, truth) -> MaskScores:
 
 def test_net_finds_the_immobile_worms_a_median_misses(trained_video_model, plate):
     video, truth, frames = plate
-    cleaner = Cleaner.load(trained_video_model, device="cpu")
+    cleaner = Cleaner.load(trained_video_model, device="cpu", background="net", min_area=DEFAULT_MIN_AREA)
     assert cleaner.dark_worms  # from the model's metadata, as the plate has dark worms
     net_masks = [worms for _, _, worms in cleaner.iter_masks(video, bgnd_interval=8)]
     median = np.median(np.stack(frames), axis=0).astype(np.float32)
@@ -65,8 +65,8 @@ def test_a_dark_worm_model_serves_bright_worms_by_inversion(trained_video_model,
     settings = {**tiny_video_settings, "n_worms": 4, "immobile_fraction": 0.5, "seed": 0, "dark_worms": False}
     write_simulation(video, SimulationSettings(**settings))
     truth = read_truth(video, in_memory=True)
-    as_trained = Cleaner.load(trained_video_model, device="cpu")
-    inverted = Cleaner.load(trained_video_model, device="cpu", dark_worms=False)
+    as_trained = Cleaner.load(trained_video_model, device="cpu", background="net")
+    inverted = Cleaner.load(trained_video_model, device="cpu", dark_worms=False, background="net")
     assert inverted.invert and not as_trained.invert
     scores = scores_of([worms for _, _, worms in inverted.iter_masks(video, bgnd_interval=8)], truth)
     assert scores.tracked_recall >= 0.85

@@ -53,7 +53,7 @@ def cleaner_with_background(model_path: Path, background: np.ndarray) -> Cleaner
 
     The simulated worms here are about 16 x 2 pixels, below the default --min-area: keep them.
     """
-    cleaner = Cleaner(load_model(model_path), device="cpu", min_area=10)
+    cleaner = Cleaner(load_model(model_path), device="cpu", min_area=10, background="net")
     cleaner.backgrounds = lambda frames: [background.astype(np.float32) for _ in frames]
     return cleaner
 

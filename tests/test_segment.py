@@ -238,7 +238,7 @@ def test_every_frame_gets_its_nearest_background(monkeypatch, tmp_path, n_frames
     reader = FakeReader(n_frames, tmp_path / "fake.avi")
     monkeypatch.setattr(cleaner_module, "VideoReader", FakeReader)
     monkeypatch.setattr(cleaner_module, "open_video", lambda path: FakeReader(n_frames, path))
-    cleaner = Cleaner(tiny_model(), device="cpu")
+    cleaner = Cleaner(tiny_model(), device="cpu", background="net")
     computed, used = [], {}
     monkeypatch.setattr(cleaner, "backgrounds", lambda frames: [frame.astype(np.float32) for frame in frames])
     monkeypatch.setattr(cleaner, "segment", lambda frame, background: np.full(frame.shape, background[0, 0]))
@@ -259,7 +259,7 @@ def test_stopping_early_stops_the_background_thread(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cleaner_module, "VideoReader", FakeReader)
     monkeypatch.setattr(cleaner_module, "open_video", lambda path: FakeReader(90, path))
-    cleaner = Cleaner(tiny_model(), device="cpu")
+    cleaner = Cleaner(tiny_model(), device="cpu", background="net")
     monkeypatch.setattr(cleaner, "backgrounds", lambda frames: [frame.astype(np.float32) for frame in frames])
     before = threading.active_count()
     masks = cleaner.iter_masks(FakeReader(90, tmp_path / "fake.avi"), bgnd_interval=40)

@@ -10,7 +10,6 @@ from wormclean.cli.common import device_option, overwrite_option, progress_bar, 
 
 # Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
 DEFAULT_BGND_INTERVAL = "1000"
-DEFAULT_MIN_AREA = 50
 DEFAULT_DILATION = 5
 DEFAULT_SAVE_INTERVAL = "5000"
 
@@ -51,11 +50,20 @@ def _segment_options(function):
             help="Threshold in grey levels [default: 10 for 8-bit video, scaled by 2^(bits-8)].",
         ),
         click.option(
+            "--background",
+            type=click.Choice(["fused", "net", "temporal"]),
+            default="fused",
+            show_default=True,
+            help="fused: the video's own median background (every static thing kept as it is), with the net's "
+            "where it removes worms that never move; net: the net's background alone (the paper's method); "
+            "temporal: the median alone (immobile worms become background).",
+        ),
+        click.option(
             "--min-area",
             type=click.IntRange(min=0),
-            default=DEFAULT_MIN_AREA,
-            show_default=True,
-            help="Smallest worm blob in pixels; raise it at high magnification (Tierpsy uses 100).",
+            default=None,
+            help="Smallest worm blob in pixels [default: a quarter of the worms the video shows moving; 50 with "
+            "--background net].",
         ),
         click.option(
             "--dark-worms/--light-worms",
@@ -114,6 +122,7 @@ def mask(
     videos,
     output,
     bgnd_interval,
+    background,
     threshold,
     delta,
     min_area,
@@ -141,6 +150,7 @@ def mask(
     settings = MaskSettings(
         model=model,
         bgnd_interval=bgnd_interval,
+        background=background,
         threshold=threshold,
         delta=delta,
         min_area=min_area,
@@ -192,6 +202,7 @@ def mask(
     show_default=True,
     help="How many frames, evenly spaced through the video.",
 )
+@click.option("--bgnd-interval", default=DEFAULT_BGND_INTERVAL, show_default=True, help="As for 'wormclean mask'.")
 @_segment_options
 @overwrite_option
 @quiet_option
@@ -199,6 +210,8 @@ def preview(
     video,
     output,
     n_frames,
+    bgnd_interval,
+    background,
     threshold,
     delta,
     min_area,
@@ -224,6 +237,7 @@ def preview(
         delta=delta,
         min_area=min_area,
         dark_worms=dark_worms,
+        background=background,
     )
-    path = write_preview(cleaner, video, output, n_frames, overwrite)
+    path = write_preview(cleaner, video, output, n_frames, overwrite, bgnd_interval)
     say(f"{path}: {n_frames} frames", quiet)

@@ -234,8 +234,9 @@ class MaskedVideoWriter:
                 background = np.clip(np.rint(background), 0, 255).astype(np.uint8)
         _put_image(self._bgnd, row, background)
 
-    def close(self, broken_at: int | None = None) -> None:
-        """Trim the datasets to what was written, record the frame count, and close the file."""
+    def close(self, broken_at: int | None = None, backgrounds: dict | None = None) -> None:
+        """Trim the datasets to what was written, record the frame count and how the backgrounds were made
+        (root attribute ``backgrounds``, JSON), and close the file."""
         if not self._file.id.valid:
             return
         if self._pending_background is not None:  # no frame was written: map the background by itself
@@ -259,6 +260,7 @@ class MaskedVideoWriter:
                     dataset.resize(size, axis=0)
             self._file.attrs["n_frames"] = self.n_frames
             self._file.attrs["broken_at"] = -1 if broken_at is None else int(broken_at)
+            self._file.attrs["backgrounds"] = json.dumps(backgrounds or {}, sort_keys=True, default=str)
         finally:
             self._file.close()
 

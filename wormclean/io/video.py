@@ -93,6 +93,12 @@ class VideoReader(abc.ABC):
         """``np.uint8`` for 8-bit sources, ``np.uint16`` for 16-bit ones."""
         return np.uint16 if self.bit_depth > 8 else np.uint8
 
+    @property
+    def keyframes(self) -> list[int] | None:
+        """Indices of the frames that decode on their own (cheap to reach by seeking), or ``None`` when every
+        frame is (image folders, stacks, HDF5)."""
+        return None
+
     def frames(self, start: int = 0, stop: int | None = None, prefetch: int = 8) -> Iterator[tuple[int, np.ndarray]]:
         """Frames ``start`` to ``stop - 1`` in order, as ``(index, frame)`` pairs.
 
@@ -278,6 +284,11 @@ class PyAVReader(VideoReader):
             )
         )
 
+    @property
+    def keyframes(self) -> list[int]:
+        """Indices of the keyframes, where decoding can start."""
+        return list(self._table.keyframes)
+
     def close(self) -> None:
         if self._cursor is not None:
             self._cursor.close()
@@ -332,11 +343,11 @@ class _FrameTable:
     bit_depth: int
 
     def __post_init__(self) -> None:
-        self._keyframes = sorted(self.keyframe_packets)
+        self.keyframes = sorted(self.keyframe_packets)
 
     def keyframe_before(self, index: int) -> int:
         """The last keyframe at or before frame ``index``."""
-        return self._keyframes[bisect.bisect_right(self._keyframes, index) - 1]
+        return self.keyframes[bisect.bisect_right(self.keyframes, index) - 1]
 
     def frame_index(self, frame: av.VideoFrame, previous: int) -> int | None:
         """Index of a decoded frame by its timestamp; without timestamps, the one after ``previous``."""

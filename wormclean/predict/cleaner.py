@@ -38,7 +38,9 @@ from wormclean.predict.inference import (
     resolve_device,
 )
 from wormclean.predict.tiling import plan_tiles
-from wormclean.segment.threshold import THRESHOLD_METHODS, segment
+from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, WindowSchedule
+from wormclean.segment.background import WormStats
+from wormclean.segment.threshold import THRESHOLD_METHODS, default_delta, segment
 from wormclean.threads import END, Failure, put_unless_stopped
 from wormclean.units import FrameSpan
 
@@ -50,10 +52,15 @@ tiles) and decoding, segmenting and writing 35-75 ms per frame; one net frame in
 keeping the job within about 1.5x its speed without the net (benchmarks/bench_mask.py measures it)."""
 
 DEFAULT_MIN_AREA = 50
-"""Smallest blob kept, in pixels. Dust specks and noise a net's background blurs away are mostly 10-50 pixels;
-an adult worm at 2048 pixels across a plate covers about 400. On unseen synthetic plates with the shipped model,
-raising it from 10 to 50 took precision from 0.29-0.44 to 0.72-0.82 with recall unchanged (Tierpsy's own
-mask default is 100, for its magnification)."""
+"""Smallest blob kept with ``background="net"``, in pixels. Dust specks and noise a net's background blurs away
+are mostly 10-50 pixels; an adult worm at 2048 pixels across a plate covers about 400. On unseen synthetic plates
+with the shipped model, raising it from 10 to 50 took precision from 0.29-0.44 to 0.72-0.82 with recall unchanged
+(Tierpsy's own mask default is 100, for its magnification). With a background from the video the smallest blob
+follows the worms the video shows (:class:`~wormclean.segment.background.WormStats`)."""
+
+BACKGROUND_MODES = ("fused", "net", "temporal")
+"""fused: the video's own median background, with the net's where it removes worms that never moved; net: the
+net's background alone (the paper's method); temporal: the video's median alone (immobile worms are lost)."""
 
 # Up to this interval the backgrounds come from the decoded stream (holding at most interval / 2 frames);
 # above it from a second reader, so memory stays small whatever the interval.
@@ -98,8 +105,11 @@ class Cleaner:
         How the difference from the background is thresholded.
     delta : float, optional
         Threshold in grey levels for ``"delta"``; default 10 for 8-bit video, scaled by bit depth.
-    min_area : int
-        Smallest worm blob in pixels.
+    min_area : int, optional
+        Smallest worm blob in pixels; default from the size of the worms the video shows moving (fused and
+        temporal backgrounds), else 50.
+    background : {"fused", "net", "temporal"}
+        Where the background comes from (:data:`BACKGROUND_MODES`).
     dark_worms : bool, optional
         Worms darker than the background; default from the model's metadata (``dark_worms``), else True.
         When it differs from the polarity the model was trained on, frames are inverted before the net and
@@ -114,16 +124,19 @@ class Cleaner:
         batch_size: int | None = None,
         threshold: str = "delta",
         delta: float | None = None,
-        min_area: int = DEFAULT_MIN_AREA,
+        min_area: int | None = None,
         dark_worms: bool | None = None,
+        background: str = "fused",
     ):
         check_video_model(model)
         if threshold not in THRESHOLD_METHODS:
             raise SettingsError(f"unknown threshold {threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
         if delta is not None and not delta > 0:
             raise SettingsError(f"--delta must be positive, got {delta}")
-        if min_area < 0:
+        if min_area is not None and min_area < 0:
             raise SettingsError(f"--min-area must be at least 0, got {min_area}")
+        if background not in BACKGROUND_MODES:
+            raise SettingsError(f"unknown background {background!r}; use one of {', '.join(BACKGROUND_MODES)}")
         self.model = model
         self.device = resolve_device(device)
         self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
@@ -132,7 +145,8 @@ class Cleaner:
             raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
         self.threshold = threshold
         self.delta = delta
-        self.min_area = int(min_area)
+        self.min_area = None if min_area is None else int(min_area)
+        self.background_mode = background
         model_dark_worms = bool(model.metadata.get("dark_worms", True))
         self.dark_worms = model_dark_worms if dark_worms is None else bool(dark_worms)
         self.invert = self.dark_worms != model_dark_worms
@@ -182,17 +196,55 @@ class Cleaner:
         """The net's background of one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units."""
         return self.backgrounds([frame])[0]
 
-    def segment(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-        """Worm mask of ``frame`` against ``background`` (flicker-compensated): bool ``(H, W)``."""
+    def delta_for(self, bit_depth: int) -> float:
+        """The worm threshold in grey levels for video of ``bit_depth`` bits (``delta``, or its default)."""
+        return self.delta if self.delta is not None else default_delta(bit_depth)
+
+    def worm_prior(self, shape: tuple[int, int], delta: float) -> WormStats:
+        """What a worm is assumed to look like when no worm of the video moves."""
+        return WormStats.prior(shape, delta)
+
+    def segment(self, frame: np.ndarray, background: np.ndarray, worms: WormStats | None = None) -> np.ndarray:
+        """Worm mask of ``frame`` against ``background`` (flicker-compensated): bool ``(H, W)``.
+
+        ``worms``, what this video's worms look like, sets the smallest blob (unless ``min_area`` was given),
+        the largest, and the largest hole filled; without it the smallest is ``min_area`` or 50 and every hole
+        is filled.
+        """
+        if worms is None:
+            limits = dict(min_area=DEFAULT_MIN_AREA if self.min_area is None else self.min_area)
+        else:
+            limits = dict(
+                min_area=worms.min_area if self.min_area is None else self.min_area,
+                max_area=worms.max_area,
+                max_hole=worms.max_hole,
+            )
         return segment(
             frame,
             background,
             dark_worms=self.dark_worms,
             method=self.threshold,
             delta=self.delta,
-            min_area=self.min_area,
             bit_depth=16 if frame.dtype == np.uint16 else 8,
+            **limits,
         )
+
+    def video_backgrounds(
+        self, reader: VideoReader, indices: list[int], bgnd_interval: int | str = DEFAULT_BGND_INTERVAL
+    ) -> dict | None:
+        """The backgrounds :meth:`iter_masks` would use for frames ``indices`` of an open video, by index
+        (:class:`~wormclean.predict.windows.WindowBackground`), or None where only the net's serve (``background``
+        ``"net"``, or a video with no background of its own: then a warning says why)."""
+        if self.background_mode == "net":
+            return None
+        interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
+        try:
+            if reader.n_frames < MIN_TEMPORAL_FRAMES:
+                raise TemporalUnavailable(f"the video has only {reader.n_frames} frames")
+            return WindowSchedule(self, reader, interval).backgrounds_at(indices)
+        except TemporalUnavailable as reason:
+            log.warning("%s: no background from the video (%s); using the net's background alone", reader.path, reason)
+            return None
 
     def frames_per_call(self, shape: tuple[int, int]) -> int:
         """How many frames of ``shape`` fill one batch of tiles (at least 1)."""
@@ -206,6 +258,7 @@ class Cleaner:
         video: str | os.PathLike | VideoReader,
         bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
         on_background: Callable[[int, np.ndarray], None] | None = None,
+        report: dict | None = None,
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Worm masks of every frame of a video, streamed: ``(index, frame, worm_mask)`` in frame order.
 
@@ -214,11 +267,15 @@ class Cleaner:
         video : path or VideoReader
             The video (opened with :func:`~wormclean.io.open_video` if a path).
         bgnd_interval : int or str
-            Run the net on one frame in this many (``250``) or one per this many seconds (``"10s"``); 1 runs
-            it on every frame.
+            One background per this many frames (``250``) or seconds (``"10s"``). With the net alone it runs
+            on frames 0, b, 2b, ... (1: on every frame) and each frame takes the nearest; with a background from
+            the video, each window of b frames has its own (:mod:`wormclean.predict.windows`).
         on_background : callable, optional
-            Called as ``on_background(index, background)`` for each net background, in order, before the frames
+            Called as ``on_background(index, background)`` for each background, in order, before the frames
             that use it are yielded.
+        report : dict, optional
+            Filled with how the backgrounds were made: the mode used (``background``; ``fallback`` says why the
+            net's alone was used) and, per window, the worm statistics and the regions taken from the net.
 
         Where the video breaks part-way, iteration stops before the broken frame (``reader.broken_at``).
         """
@@ -228,7 +285,13 @@ class Cleaner:
                 log.info("%s is %d-bit, the model %d-bit: frames are mapped into the model's units",
                          reader.path, reader.bit_depth, self.model_bits)
             interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
-            yield from _BackgroundSchedule(self, reader, interval, on_background).run()
+            net_alone = _BackgroundSchedule(self, reader, interval, on_background).run
+            if self.background_mode == "net":
+                if report is not None:
+                    report.update(background="net", requested="net")
+                yield from net_alone()
+            else:
+                yield from WindowSchedule(self, reader, interval, on_background, report).run(net_alone)
         finally:
             if reader is not video:
                 reader.close()

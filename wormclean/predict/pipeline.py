@@ -27,8 +27,8 @@ from wormclean.io.atomic import atomic_output, check_output_path
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, resolve_model
-from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, Cleaner
-from wormclean.segment.threshold import THRESHOLD_METHODS, default_delta, dilate
+from wormclean.predict.cleaner import BACKGROUND_MODES, DEFAULT_BGND_INTERVAL, Cleaner
+from wormclean.segment.threshold import THRESHOLD_METHODS, brightness_gain, default_delta, dilate
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,15 @@ class MaskSettings:
     model : str, optional
         Model file path or registered name; None for the default model.
     bgnd_interval : int or str
-        Run the net on one frame in this many (``250``) or one per this many seconds (``"10s"``).
+        One background per this many frames (``250``) or seconds (``"10s"``).
+    background : {"fused", "net", "temporal"}
+        Where backgrounds come from (:data:`~wormclean.predict.cleaner.BACKGROUND_MODES`).
     threshold : {"delta", "otsu"}
         Thresholding of the difference from the background.
     delta : float, optional
         Threshold in grey levels (``"delta"``); default 10 at 8 bits, scaled by bit depth.
-    min_area : int
-        Smallest worm blob in pixels.
+    min_area : int, optional
+        Smallest worm blob in pixels; default from the video's moving worms (50 with the net alone).
     dilation : int
         Radius in pixels by which worm regions grow before the frame is masked (``/mask``).
     save_interval : int or str
@@ -71,9 +73,10 @@ class MaskSettings:
 
     model: str | None = None
     bgnd_interval: int | str = DEFAULT_BGND_INTERVAL
+    background: str = "fused"
     threshold: str = "delta"
     delta: float | None = None
-    min_area: int = DEFAULT_MIN_AREA
+    min_area: int | None = None
     dilation: int = DEFAULT_DILATION
     save_interval: int | str = DEFAULT_SAVE_INTERVAL
     device: str = "auto"
@@ -90,8 +93,10 @@ class MaskSettings:
             raise SettingsError(f"unknown threshold {self.threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
         if self.delta is not None and not self.delta > 0:
             raise SettingsError(f"--delta must be positive, got {self.delta}")
-        if self.min_area < 0:
+        if self.min_area is not None and self.min_area < 0:
             raise SettingsError(f"--min-area must be at least 0, got {self.min_area}")
+        if self.background not in BACKGROUND_MODES:
+            raise SettingsError(f"unknown --background {self.background!r}; use one of {', '.join(BACKGROUND_MODES)}")
         if self.dilation < 0:
             raise SettingsError(f"--dilation must be at least 0, got {self.dilation}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -118,6 +123,7 @@ class MaskSettings:
             delta=self.delta,
             min_area=self.min_area,
             dark_worms=self.dark_worms,
+            background=self.background,
         )
 
 
@@ -203,6 +209,51 @@ class _Writer:
         self._check()
 
 
+class _OutputCheck:
+    """Watches a mask job for the two silent failures: no worm in any frame, and a background far from the
+    frames. Each gives one warning with the likely fix when the job ends."""
+
+    def __init__(self, video, delta: float):
+        self.video = video
+        self.delta = delta
+        self.frames_with_worms = 0
+        self.background_error: float | None = None
+        self._pending: np.ndarray | None = None
+
+    def background(self, then: Callable[[int, np.ndarray], None]) -> Callable[[int, np.ndarray], None]:
+        """Wrap an ``on_background`` callback: the first background is compared with the next frame."""
+
+        def seen(index: int, background: np.ndarray) -> None:
+            if self.background_error is None and self._pending is None:
+                self._pending = background
+            then(index, background)
+
+        return seen
+
+    def frame(self, frame: np.ndarray, worms: np.ndarray) -> None:
+        if self._pending is not None:
+            gain = brightness_gain(frame, self._pending)
+            step = max(1, frame.shape[0] // 256)
+            difference = np.abs(frame[::step, ::step] - self._pending[::step, ::step] * gain)
+            self.background_error = float(np.median(difference))
+            self._pending = None
+        self.frames_with_worms += bool(worms.any())
+
+    def warn(self, n_frames: int) -> None:
+        if self.background_error is not None and self.background_error > 2 * self.delta:
+            log.warning(
+                "%s: the background is %.1f grey levels from the frames (median), more than twice --delta %g: "
+                "is the model made for this kind of video (magnification, bit depth, --dark-worms/--light-worms)?",
+                self.video, self.background_error, self.delta,
+            )
+        elif self.frames_with_worms == 0:
+            log.warning(
+                "%s: no worm found in any of its %d frames. If there are worms, lower --delta (now %g grey levels); "
+                "12-bit cameras storing 16-bit files need about --delta 160, 10-bit ones about 40",
+                self.video, n_frames, self.delta,
+            )
+
+
 def mask_video(
     video: str | os.PathLike,
     output: str | os.PathLike,
@@ -246,6 +297,7 @@ def mask_video(
             "threshold": cleaner.threshold,
             "delta": cleaner.delta if cleaner.delta is not None else default_delta(reader.bit_depth),
             "min_area": cleaner.min_area,
+            "background": cleaner.background_mode,
             "dark_worms": cleaner.dark_worms,
             "device": str(cleaner.device),
             "tile_size": cleaner.tile_size,
@@ -273,19 +325,24 @@ def mask_video(
                 model=model_info,
             )
             stage = _Writer(writer, settings.dilation)
+            report: dict = {}
+            check = _OutputCheck(video, resolved["delta"])
             try:
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
-                with closing(cleaner.iter_masks(reader, bgnd_interval, stage.background)) as masks:
+                masks = cleaner.iter_masks(reader, bgnd_interval, check.background(stage.background), report)
+                with closing(masks):
                     for index, frame, worms in masks:
+                        check.frame(frame, worms)
                         stage.frame(index, frame, worms)
                         if progress is not None:
                             progress(index + 1, reader.n_frames)
                 stage.finish()
             finally:
                 stage.close()
-                writer.close(broken_at=reader.broken_at)
+                writer.close(broken_at=reader.broken_at, backgrounds=report)
             if writer.n_frames == 0:
                 raise OutputError(f"{video}: no frame could be decoded, nothing written")
+            check.warn(writer.n_frames)
         if reader.broken_at is not None:
             log.warning(
                 "%s breaks at frame %d of %d: masks written for frames 0-%d only",
@@ -369,17 +426,30 @@ def preview_image(frames: list[np.ndarray], backgrounds: list[np.ndarray], masks
 
 
 def write_preview(
-    cleaner: Cleaner, video: str | os.PathLike, output: str | os.PathLike, n_frames: int = 3, overwrite: bool = False
+    cleaner: Cleaner,
+    video: str | os.PathLike,
+    output: str | os.PathLike,
+    n_frames: int = 3,
+    overwrite: bool = False,
+    bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
 ) -> Path:
-    """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file."""
+    """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file.
+
+    The backgrounds are those ``wormclean mask`` would use with the same settings and ``bgnd_interval``.
+    """
     output = check_output_path(output, overwrite)
     with open_video(video) as reader:
         indices = sorted({round(i) for i in np.linspace(0, reader.n_frames - 1, n_frames)})
         frames = [frame for _, frame in reader.read(indices)]
-    if not frames:
-        raise OutputError(f"{video}: no frame could be decoded for the preview")
-    backgrounds = cleaner.backgrounds(frames)
-    masks = [cleaner.segment(frame, background) for frame, background in zip(frames, backgrounds)]
+        if not frames:
+            raise OutputError(f"{video}: no frame could be decoded for the preview")
+        indices = indices[: len(frames)]
+        made = cleaner.video_backgrounds(reader, indices, bgnd_interval)
+    if made is None:
+        backgrounds, stats = cleaner.backgrounds(frames), [None] * len(frames)
+    else:
+        backgrounds, stats = [made[index].background for index in indices], [made[index].stats for index in indices]
+    masks = [cleaner.segment(*args) for args in zip(frames, backgrounds, stats)]
     image = preview_image(frames, backgrounds, masks)
     with atomic_output(output, overwrite) as temporary:
         try:

@@ -1,0 +1,203 @@
+"""Accuracy of ``wormclean mask`` at its defaults against the baselines a lab already has.
+
+Suite: synthetic plates rich in static structure (dish edges, rings, marker lines, old tracks, fibres, text),
+all-moving plates among them (there a median projection is at the ceiling, so we must be too), light and dark
+fields, 512 to 2048 pixels. Their seeds (9000+) and settings are used nowhere else: not in training the shipped
+model, not in the tests, and not where the fusion thresholds were tuned (seeds 11-13 in development).
+
+Methods, each on every frame of each plate:
+- ``wormclean`` (default): :class:`~wormclean.predict.cleaner.Cleaner` at its defaults (``--background fused``).
+- ``wormclean net``: the net's background alone (``--background net``, the paper's method).
+- ``median projection``: the per-pixel median of all the video's frames.
+- ``MOG2``: OpenCV's background subtractor, history = the video.
+- ``Tierpsy default``: Tierpsy's own mask, re-implemented (median blur 5, adaptive mean threshold with block 61
+  and C 15, contours of 50 to 1e8 pixels filled, blobs touching the border dropped).
+- ``true background``: the simulator's noise-free background (the ceiling).
+The background-based methods share the threshold (10 grey levels) and the blob cleaning wormclean calibrated on
+the video (smallest and largest blob, largest hole filled). Worms are matched by bounding-box IoU > 0.5.
+
+Then the real plate in ``../shared/data/deeptangle`` (11 frames, no truth): blobs per frame for each method, and a
+preview PNG (frame | wormclean background | mask) to look at.
+
+Usage::
+
+    python benchmarks/bench_accuracy.py                  # the suite and the real plate (about 10 CPU minutes)
+    python benchmarks/bench_accuracy.py --quick          # two small plates, to check that it works
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from wormclean.io import open_video  # noqa: E402
+from wormclean.model.modelfile import load_model  # noqa: E402
+from wormclean.model.registry import resolve_model  # noqa: E402
+from wormclean.predict.cleaner import DEFAULT_MIN_AREA, Cleaner  # noqa: E402
+from wormclean.predict.pipeline import preview_image  # noqa: E402
+from wormclean.segment.background import WormStats  # noqa: E402
+from wormclean.segment.metrics import MaskScores  # noqa: E402
+from wormclean.segment.threshold import clean_mask, label_components, segment  # noqa: E402
+from wormclean.sim import SimulationSettings, read_truth, write_simulation  # noqa: E402
+
+STRUCTURE = dict(n_rings=1, n_marks=1, n_tracks=3, dish_edge=True, text=True, n_fibres=5)
+SUITE = {
+    "1024 all moving, structure": dict(size=1024, n_worms=14, immobile_fraction=0.0, seed=9001, **STRUCTURE),
+    "1024 half immobile, structure": dict(size=1024, n_worms=14, immobile_fraction=0.5, seed=9002, **STRUCTURE),
+    "512 half immobile, big worms": dict(size=512, n_worms=8, immobile_fraction=0.5, worm_length=48, seed=9003,
+                                         n_rings=2, n_marks=1, text=True, n_tracks=1),
+    "2048 30% immobile, structure": dict(size=2048, n_worms=30, immobile_fraction=0.3, seed=9004, **STRUCTURE),
+    "1024 dark field, half immobile": dict(size=1024, n_worms=12, immobile_fraction=0.5, dark_worms=False,
+                                           seed=9005, n_rings=1, n_marks=2, text=True),
+    "1024 all moving, plain": dict(size=1024, n_worms=20, immobile_fraction=0.0, seed=9006, lawn=True),
+}
+QUICK = {
+    "384 half immobile, structure": dict(size=384, n_worms=6, immobile_fraction=0.5, worm_length=36, seed=9101,
+                                         n_rings=1, n_marks=1, text=True),
+    "384 all moving, structure": dict(size=384, n_worms=6, immobile_fraction=0.0, worm_length=36, seed=9102,
+                                      n_rings=1, n_marks=1, text=True),
+}
+COMMON = dict(n_frames=60, fps=1.0, noise_sigma=2.5, flicker=0.01)
+
+
+def tierpsy_default_mask(frame: np.ndarray, dark_worms: bool) -> np.ndarray:
+    """Tierpsy's default worm mask of one 8-bit frame, re-implemented from its parameters."""
+    image = frame if dark_worms else 255 - frame
+    blurred = cv2.medianBlur(image, 5)
+    binary = cv2.adaptiveThreshold(blurred, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 61, 15)
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    height, width = frame.shape
+    kept = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        if not 50 <= cv2.contourArea(contour) <= 1e8 or x == 0 or y == 0 or x + w >= width or y + h >= height:
+            continue
+        kept.append(contour)
+    mask = np.zeros(frame.shape, np.uint8)
+    cv2.drawContours(mask, kept, -1, 1, thickness=cv2.FILLED)
+    return mask.view(bool)
+
+
+def baseline_masks(frames, cleaner: Cleaner, stats: WormStats | None, truth_background=None) -> dict:
+    """Masks of the baselines, with wormclean's threshold and blob cleaning where they give a background."""
+    limits = (
+        dict(min_area=stats.min_area, max_area=stats.max_area, max_hole=stats.max_hole)
+        if stats is not None else dict(min_area=DEFAULT_MIN_AREA)
+    )  # fmt: skip
+    dark = cleaner.dark_worms
+
+    def against(background):
+        return [segment(frame, background, dark_worms=dark, **limits) for frame in frames]
+
+    median = np.median(np.stack(frames), axis=0).astype(np.float32)
+    subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)
+    methods = {
+        "median projection": against(median),
+        "MOG2": [clean_mask(subtractor.apply(frame) > 0, limits["min_area"]) for frame in frames],
+        "Tierpsy default": [tierpsy_default_mask(frame, dark) for frame in frames],
+    }
+    if truth_background is not None:
+        methods["true background"] = against(truth_background)
+    return methods
+
+
+def wormclean_masks(cleaner: Cleaner, video: Path) -> tuple[list[np.ndarray], WormStats | None, float]:
+    report: dict = {}
+    started = time.perf_counter()
+    masks = [worms for _, _, worms in cleaner.iter_masks(video, report=report)]
+    windows = report.get("windows") or [{}]
+    stats = windows[0].get("worm_stats")
+    return masks, (WormStats(**stats) if stats else None), time.perf_counter() - started
+
+
+def suite(args, scratch: Path) -> None:
+    model = load_model(resolve_model(args.model))
+    plates = QUICK if args.quick else SUITE
+    columns = ["wormclean", "wormclean net", "median projection", "MOG2", "Tierpsy default", "true background"]
+    rows = []
+    for name, settings in plates.items():
+        settings = SimulationSettings(**{**COMMON, **settings})
+        video = scratch / f"accuracy_{settings.seed}.mp4"
+        if not video.exists():
+            write_simulation(video, settings)
+        truth = read_truth(video, in_memory=True)
+        immobile = list(np.nonzero(truth.immobile)[0] + 1)
+        with open_video(video) as reader:
+            frames = [frame for _, frame in reader.frames()]
+        fused_here = Cleaner(model, device=args.device, dark_worms=settings.dark_worms)
+        net_here = Cleaner(model, device=args.device, background="net", dark_worms=settings.dark_worms)
+        masks, stats, seconds = wormclean_masks(fused_here, video)
+        methods = {"wormclean": masks, "wormclean net": wormclean_masks(net_here, video)[0]}
+        methods.update(baseline_masks(frames, fused_here, stats, truth.background))
+        scores = {}
+        for method, method_masks in methods.items():
+            score = MaskScores()
+            for index, mask in enumerate(method_masks):
+                score.add(mask, truth.labels[index], immobile)
+            scores[method] = score
+        rows.append((name, scores, stats, seconds))
+        print(f"{name}: done in {seconds:.1f} s (wormclean), worms {stats}", flush=True)
+    print("\nF1 (precision / immobile recall) per plate; pooled IoU as a fraction of the true background's")
+    print("| plate | " + " | ".join(columns) + " | wormclean IoU / ceiling |")
+    print("|---" * (len(columns) + 2) + "|")
+    for name, scores, _, _ in rows:
+        cells = []
+        for column in columns:
+            s = scores[column]
+            immobile = "" if np.isnan(s.tracked_recall) else f" / {s.tracked_recall:.2f}"
+            cells.append(f"{s.f1:.3f} ({s.precision:.2f}{immobile})")
+        ratio = scores["wormclean"].iou / max(scores["true background"].iou, 1e-9)
+        print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+
+
+def real_plate(args, scratch: Path) -> None:
+    folder = REPO.parent / "shared" / "data" / "deeptangle"
+    if not folder.is_dir():
+        print(f"\n(no real plate at {folder})")
+        return
+    cleaner = Cleaner.load(args.model, device=args.device)
+    with open_video(folder) as reader:
+        frames = [frame for _, frame in reader.frames()]
+        masks, stats, seconds = wormclean_masks(cleaner, folder)
+        made = cleaner.video_backgrounds(reader, [5])
+    net = Cleaner.load(args.model, device=args.device, background="net")
+    methods = {"wormclean": masks, "wormclean net": [worms for _, _, worms in net.iter_masks(folder)]}
+    methods.update(baseline_masks(frames, cleaner, stats))
+    print(f"\nReal plate {folder.name} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, no truth); "
+          f"worms measured: {stats}")
+    print("| method | blobs per frame (median) | masked pixels per frame (median) |")
+    print("|---|---|---|")
+    for method, method_masks in methods.items():
+        blobs = [label_components(mask)[0] - 1 for mask in method_masks]
+        pixels = [int(np.count_nonzero(mask)) for mask in method_masks]
+        print(f"| {method} | {np.median(blobs):.0f} | {np.median(pixels):.0f} |")
+    image = preview_image([frames[5]], [made[5].background], [masks[5]])
+    path = scratch / "deeptangle_preview.png"
+    cv2.imwrite(str(path), image)
+    print(f"preview of frame 5: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="video model file or registered name (default: shipped)")
+    parser.add_argument("--quick", action="store_true", help="two small plates, to check that it works")
+    parser.add_argument("--scratch", type=Path, default=REPO / "scratch" / "bench_accuracy", help="cache folder")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-real", action="store_true", help="leave out the real plate")
+    args = parser.parse_args()
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    suite(args, args.scratch)
+    if not args.skip_real and not args.quick:
+        real_plate(args, args.scratch)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""A background from the video and the net together (numpy and OpenCV; no torch).
+
+Wherever a worm has moved on, the video shows its own background exactly: the per-pixel median of frames spread
+over time (:func:`temporal_background`), which keeps every static thing (lawn rims, rings, fibres, text) as it
+is. What that median also keeps is a worm that never moved. The net removes such worms, but it also blurs static
+structure it never saw in training. So the two are fused (:func:`fuse_backgrounds`): the net's background is
+used only in the regions where the temporal background holds something dark (bright, for light worms) that the
+net removes *and* that looks like the worms this very video shows moving (:func:`calibrate_worms`); the temporal
+background everywhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+from skimage.filters import apply_hysteresis_threshold
+from skimage.morphology import skeletonize
+
+from wormclean.segment.threshold import brightness_gain, label_components, worm_signal
+
+_ROWS_PER_BLOCK = 256  # rows of the frame stack taken at once by the median: bounds its float32 copy
+_LEVEL_SAMPLES = 65536
+
+MIN_MOVING_BLOBS = 3
+"""Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
+
+MOVING_STAGE_FRACTION = 0.2
+"""A sample frame differing from the temporal background over more than this fraction of its pixels means the
+camera or the stage moved (or the light changed): the temporal background does not hold and the net is used."""
+
+
+@dataclass(frozen=True)
+class WormStats:
+    """What this video's worms look like, measured on the blobs of its moving worms (upper quartiles over blobs).
+
+    Attributes
+    ----------
+    n_blobs : int
+        Moving-worm blobs measured (0 for priors).
+    area : float
+        Pixels per worm blob.
+    width : float
+        Widest body diameter, pixels (twice the largest distance from the blob's edge).
+    length : float
+        Centreline length, pixels (skeleton pixels).
+    contrast : float
+        Difference from the background inside the blob, grey levels (a high percentile, the body's core).
+    source : str
+        ``"video"`` or ``"prior"``.
+    """
+
+    n_blobs: int
+    area: float
+    width: float
+    length: float
+    contrast: float
+    source: str
+
+    @classmethod
+    def prior(cls, shape: tuple[int, int], delta: float) -> WormStats:
+        """Worm statistics assumed when no worm moves: an adult across a plate filmed whole (80 x 7 pixels per
+        2048, at least 20 x 2), as dark as twice the threshold."""
+        length = max(20.0, 80.0 * min(shape) / 2048)
+        width = max(2.0, length / 12)
+        return cls(0, length * width * 0.8, width, length, 2.0 * delta, "prior")
+
+    def to_dict(self) -> dict:
+        """Plain values, for the output file."""
+        return {key: (round(value, 3) if isinstance(value, float) else value) for key, value in asdict(self).items()}
+
+    @property
+    def min_area(self) -> int:
+        """Smallest blob that is a worm (a quarter of a worm: heads poking out of the lawn still count)."""
+        return max(5, round(0.25 * self.area))
+
+    @property
+    def max_area(self) -> int:
+        """Largest blob that is worms: a clump of about ten touching worms; larger dark things are not worms."""
+        return max(self.min_area + 1, round(10 * self.area))
+
+    @property
+    def max_hole(self) -> int:
+        """Largest hole in a blob that is filled (a worm curled into a loop); a ring's inside is never filled."""
+        return max(1, round(self.area))
+
+
+def flicker_levels(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Brightness level of each frame (median over a pixel grid): float64 ``(n_frames,)``."""
+    step = max(1, int(math.sqrt(frames[0].size / _LEVEL_SAMPLES)))
+    return np.array([float(np.median(frame[::step, ::step])) for frame in frames])
+
+
+def temporal_background(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of frames spread over a video, each first scaled to the frames' common brightness.
+
+    Scaling by each frame's level (:func:`flicker_levels`) keeps lamp flicker out of the median. Computed in
+    blocks of rows, so the float copy stays small whatever the frame size.
+
+    Parameters
+    ----------
+    frames : sequence of np.ndarray
+        ``(H, W)`` frames of one video, any integer or float type; at least one.
+
+    Returns
+    -------
+    np.ndarray
+        float32 ``(H, W)`` in the frames' units, at the median brightness of the frames.
+    """
+    levels = flicker_levels(frames)
+    reference = float(np.median(levels))
+    gains = np.where(levels > 0, reference / np.maximum(levels, 1e-6), 1.0).astype(np.float32)
+    height = frames[0].shape[0]
+    background = np.empty(frames[0].shape, np.float32)
+    for top in range(0, height, _ROWS_PER_BLOCK):
+        rows = slice(top, min(height, top + _ROWS_PER_BLOCK))
+        block = np.stack([frame[rows].astype(np.float32) * gain for frame, gain in zip(frames, gains)])
+        background[rows] = np.median(block, axis=0)
+    return background
+
+
+def changed_fraction(frame: np.ndarray, background: np.ndarray, delta: float) -> float:
+    """Fraction of pixels where ``frame`` differs from ``background`` (flicker-compensated) by more than ``delta``
+    in either direction."""
+    gain = brightness_gain(frame, background)
+    difference = cv2.absdiff(frame.astype(np.float32), background * np.float32(gain))
+    return float(np.count_nonzero(difference > delta)) / difference.size
+
+
+@dataclass(frozen=True)
+class BlobFeatures:
+    """Shape and darkness of the blobs of one mask; arrays of ``(n_blobs,)`` float64, one entry per blob."""
+
+    area: np.ndarray
+    width: np.ndarray  # median thickness along the centreline, pixels
+    length: np.ndarray  # centreline (skeleton) pixels
+    ends: np.ndarray  # centreline ends, spurs pruned: 2 for a lone worm, 0 for a ring, more for X, T and crossings
+    contrast: np.ndarray
+    labels: np.ndarray  # int32 (H, W), blob k has label k + 1
+
+
+def blob_features(mask: np.ndarray, signal: np.ndarray, min_area: int = 1) -> BlobFeatures:
+    """Measure the 8-connected blobs of ``mask`` with at least ``min_area`` pixels.
+
+    Parameters
+    ----------
+    mask : np.ndarray
+        bool ``(H, W)``.
+    signal : np.ndarray
+        float32 ``(H, W)``, the worm signal (positive where worms are), grey levels.
+    min_area : int
+        Smaller blobs are left out (their label set to 0).
+    """
+    n_labels, labels, areas = label_components(mask)
+    keep = np.flatnonzero(areas[1:] >= min_area) + 1
+    relabel = np.zeros(n_labels, np.int32)
+    relabel[keep] = np.arange(1, len(keep) + 1, dtype=np.int32)
+    labels = relabel[labels]
+    widths, lengths, ends, contrasts = [], [], [], []
+    for index, box in enumerate(_boxes(labels, len(keep)), start=1):
+        blob = np.pad(labels[box] == index, 1)
+        distance = cv2.distanceTransform(blob.astype(np.uint8), cv2.DIST_L2, 3)
+        skeleton = skeletonize(blob)
+        # A body's thickness along its centreline: the distance to the edge is half the width there.
+        widths.append(2.0 * float(np.median(distance[skeleton])) if skeleton.any() else 2.0 * float(distance.max()))
+        lengths.append(float(np.count_nonzero(skeleton)))
+        ends.append(_count_ends(skeleton, spur=round(widths[-1])))
+        contrasts.append(float(np.percentile(signal[box][blob[1:-1, 1:-1]], 75)))
+    return BlobFeatures(
+        areas[keep].astype(np.float64),
+        np.array(widths),
+        np.array(lengths),
+        np.array(ends),
+        np.array(contrasts),
+        labels,
+    )
+
+
+_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32)
+
+
+def _count_ends(skeleton: np.ndarray, spur: int) -> int:
+    """End points of a skeleton once its spurs of up to ``spur`` pixels are pruned (by taking the end pixels
+    off ``spur`` times); a lone skeleton pixel counts as two ends, as the short line it stands for."""
+    skeleton = skeleton.astype(np.uint8)
+    for _ in range(max(0, spur)):
+        neighbours = cv2.filter2D(skeleton, -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
+        tips = (skeleton == 1) & (neighbours == 1)
+        if np.count_nonzero(skeleton) - np.count_nonzero(tips) < 2:
+            break
+        skeleton[tips] = 0
+    neighbours = cv2.filter2D(skeleton, -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT)
+    if np.count_nonzero(skeleton) == 1:
+        return 2
+    return int(np.count_nonzero((skeleton == 1) & (neighbours == 1)))
+
+
+def _boxes(labels: np.ndarray, n_blobs: int) -> list[tuple[slice, slice]]:
+    """Bounding box of each label 1..n_blobs, as slices."""
+    return list(ndimage.find_objects(labels, max_label=n_blobs))
+
+
+def calibrate_worms(
+    frames: Sequence[np.ndarray], temporal: np.ndarray, dark_worms: bool, delta: float
+) -> WormStats | None:
+    """What the moving worms of a video look like: upper quartiles of their blobs' features, or None if too few.
+
+    A moving worm is where a sample frame is darker (brighter, for light worms) than the temporal background by
+    more than ``delta``: there the median holds the plate, the frame the worm. Specks of under 8 pixels are noise.
+    Where worms have not moved far over the samples (a short clip, slow worms), the median still holds part of
+    them and many blobs are slivers of a worm: the upper quartile is the whole worms', the median would not be.
+    """
+    features = [
+        blob_features(signal > delta, signal, min_area=8)
+        for signal in (worm_signal(frame, temporal, dark_worms) for frame in frames)
+    ]
+    area = np.concatenate([f.area for f in features])
+    if len(area) < MIN_MOVING_BLOBS:
+        return None
+    width = np.concatenate([f.width for f in features])
+    length = np.concatenate([f.length for f in features])
+    contrast = np.concatenate([f.contrast for f in features])
+    return WormStats(
+        len(area),
+        *(float(np.percentile(values, 75)) for values in (area, width, length, contrast)),
+        "video",
+    )
+
+
+def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
+    """Which blobs look like the worms of ``stats``: bool ``(n_blobs,)``.
+
+    A worm, part of one (a head out of the lawn) or a few touching: an area from a quarter of a worm to five
+    worms, a body from 0.7 to 1.4 times a worm's thickness, as slender as half a worm or more, a centreline at
+    most three worms long, and as dark as half a worm to 2.5 times. A blob of less than two worms' area
+    must also have a centreline with two ends, as a lone worm has (one, for a worm curled onto itself), once
+    spurs shorter than a body width are pruned; a larger one of other shape (worms touching) must be nearly as
+    dark as a worm (three quarters). Rings, rims and marker lines are too long, fibres and scratches too thin, lawn
+    patches too wide or faint, letters too thick, stubby, branched (X) or closed (O).
+    """
+    slender = stats.length / max(stats.width, 1.0)
+    return (
+        (features.area >= 0.25 * stats.area)
+        & (features.area <= 5.0 * stats.area)
+        & (features.width >= 0.7 * stats.width)
+        & (features.width <= max(1.4 * stats.width, stats.width + 1.0))
+        & (features.length >= 0.5 * slender * features.width)
+        & (features.length <= 3.0 * stats.length)
+        & (
+            ((features.ends >= 1) & (features.ends <= 2))
+            | ((features.area >= 2.0 * stats.area) & (features.contrast >= 0.75 * stats.contrast))
+        )
+        & (features.contrast >= 0.5 * stats.contrast)
+        & (features.contrast <= 2.5 * stats.contrast)
+    )
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A fused background and how it was made."""
+
+    background: np.ndarray  # float32 (H, W)
+    n_candidates: int  # regions where the net removes something dark that the temporal background holds
+    n_worms: int  # of those, the ones that look like worms: there the net's background is used
+    worm_pixels: int
+
+
+def fuse_backgrounds(
+    temporal: np.ndarray, net: np.ndarray, dark_worms: bool, delta: float, stats: WormStats
+) -> Fusion:
+    """The temporal background, with the net's in the worm-like regions that only the net removes.
+
+    Parameters
+    ----------
+    temporal : np.ndarray
+        float32 ``(H, W)``, :func:`temporal_background` of the video (or of a window of it).
+    net : np.ndarray
+        float32 ``(H, W)``, the net's background of ``temporal`` (or of a frame at the same brightness).
+    dark_worms : bool
+        Worms darker than the background.
+    delta : float
+        The worm threshold in grey levels: a candidate region is where the net's background is lighter (darker,
+        for light worms) than the temporal one by more than ``delta``, grown to where it is by half as much.
+    stats : WormStats
+        What a worm looks like in this video (:func:`calibrate_worms`, else :meth:`WormStats.prior`).
+    """
+    removed = worm_signal(temporal, net, dark_worms, compensate_flicker=False)  # > 0 where the net removes
+    candidates = apply_hysteresis_threshold(removed, 0.5 * delta, delta)
+    features = blob_features(candidates, removed)
+    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats)) + 1)
+    # A worm touching a fibre or a track joins it into one region too long to be a worm: open the regions left
+    # over with a disc thinner than a worm, which takes the thin structure off, and look at the pieces again.
+    radius = max(1, round(0.35 * stats.width))
+    thin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    rest = cv2.morphologyEx((candidates & ~chosen).astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
+    pieces = blob_features(rest, removed)
+    chosen |= np.isin(pieces.labels, np.flatnonzero(is_worm_like(pieces, stats)) + 1)
+    n_worms = label_components(chosen)[0] - 1
+    fused = temporal.copy()
+    pixels = int(np.count_nonzero(chosen))
+    if pixels:
+        grow = max(1, math.ceil(stats.width / 2))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
+        lighter = np.maximum if dark_worms else np.minimum
+        fused[region] = lighter(temporal[region], net[region])
+    return Fusion(fused, len(features.area), n_worms, pixels)
