@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from fractions import Fraction
@@ -23,6 +24,8 @@ from wormclean.predict.cleaner import Cleaner
 from wormclean.predict.pipeline import MaskSettings, mask_video
 from wormclean.segment.threshold import dilate
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 IMAGE_ATTRIBUTES = {
     "CLASS": b"IMAGE",
@@ -383,3 +386,21 @@ def test_variable_frame_rate_keeps_the_real_times(tmp_path, model_path):
         np.testing.assert_allclose(file["timestamp/time"][...], np.array(pts) / 1000)
         timestamp, _ = tierpsy_timestamps(file)
         np.testing.assert_array_equal(timestamp, [0, 1, 2, 5, 6, 7])
+
+
+def test_the_tracker_example_reads_the_blob_table_back(tmp_path, simulated, capsys):
+    spec = importlib.util.spec_from_file_location("python_before_tracker", EXAMPLES / "python_before_tracker.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    output = tmp_path / "plate.hdf5"
+    blobs = example.main(str(simulated), str(output), every=5)  # the shipped default model
+    with h5py.File(output, "r") as file:
+        table, worm_mask = file["worm_blobs"][...], file["worm_mask"][...]
+    assert sum(len(rows) for rows in blobs.values()) == len(table) > 0
+    for index, rows in blobs.items():
+        assert (rows["frame_number"] == index).all()
+        assert rows["area"].sum() == worm_mask[index].sum()  # hole-free blobs: every worm pixel, once
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" worms")[0] for line in printed] == [
+        f"frame {index}: {len(blobs.get(index, []))}" for index in (0, 5, 10)
+    ]
