@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -515,3 +516,17 @@ def test_find_videos_passes_over_wormclean_outputs(tmp_path):
         file["mask"] = np.zeros((2, 4, 4), np.uint8)
         file.attrs["source_video"] = "plate.hdf5"
     assert find_videos([tmp_path]) == [tmp_path / "plate.hdf5"]
+
+
+def test_frame_times_are_the_containers_or_frame_numbers(tmp_path):
+    frames = make_frames(6)
+    with open_video(write_video(tmp_path / "times.mp4", frames, "libx264", "yuv420p", fps=20)) as reader:
+        times = reader.frame_times()
+    assert times.source == "container" and len(times.pts) == 6 and times.pts.dtype == np.int64
+    np.testing.assert_allclose(times.seconds, np.arange(6) / 20, atol=1e-9)
+    np.testing.assert_allclose(times.pts * float(times.time_base), times.seconds)
+    with open_video(write_image_folder(tmp_path / "times", frames, ".png")) as reader:
+        times = reader.frame_times()
+    assert times.source == "frame_number" and times.time_base == Fraction(1, 25)
+    np.testing.assert_array_equal(times.pts, np.arange(6))
+    np.testing.assert_allclose(times.seconds, np.arange(6) / 25)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import h5py
 import numpy as np
@@ -21,6 +24,8 @@ from wormclean.predict.cleaner import Cleaner
 from wormclean.predict.pipeline import MaskSettings, mask_video
 from wormclean.segment.threshold import dilate
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 IMAGE_ATTRIBUTES = {
     "CLASS": b"IMAGE",
@@ -73,8 +78,8 @@ def check_image_dataset(dataset, shape, fps=25.0, microns_per_pixel=None, light=
     assert dataset.attrs["expected_fps"] == fps
     assert dataset.attrs["time_units"] == "seconds"
     assert dataset.attrs["is_light_background"] == light
-    if microns_per_pixel is None:
-        assert "microns_per_pixel" not in dataset.attrs and dataset.attrs["xy_units"] == "pixels"
+    if microns_per_pixel is None:  # Tierpsy's "unknown"
+        assert dataset.attrs["microns_per_pixel"] == 1.0 and dataset.attrs["xy_units"] == "pixels"
     else:
         assert dataset.attrs["microns_per_pixel"] == microns_per_pixel
         assert dataset.attrs["xy_units"] == "micrometers"
@@ -95,7 +100,8 @@ def test_layout_dataset_by_dataset(tmp_path, simulated, model_path):
     with h5py.File(output, "r") as file:
         names = set()
         file.visititems(lambda name, item: names.add(name) if isinstance(item, h5py.Dataset) else None)
-        assert names == {"mask", "full_data", "bgnd", "worm_mask", "mean_intensity", "timestamp/raw", "timestamp/time"}
+        assert names == {"mask", "full_data", "bgnd", "worm_mask", "mean_intensity", "timestamp/raw", "timestamp/time",
+                         "video_metadata", "worm_blobs", "provenance_tracking/COMPRESS"}  # fmt: skip
 
         mask = file["mask"]
         check_image_dataset(mask, (12, 64, 96), microns_per_pixel=10.0)
@@ -177,6 +183,14 @@ def test_a_broken_video_keeps_every_frame_before_the_break(tmp_path, model_path,
         assert file["bgnd"].shape == (2, 40, 60)  # frames 0 and 3; 6 is past the break
         assert file.attrs["n_frames"] == 6 and file.attrs["broken_at"] == 6
         assert all(file["worm_mask"][index].sum() == 80 for index in range(6))
+        # Image folders carry no times: frame numbers and index / fps, said so.
+        metadata = file["video_metadata"]
+        assert metadata.attrs["timestamp_source"] == "frame_number" and metadata.attrs["time_base"] == "1/25"
+        np.testing.assert_array_equal(metadata["best_effort_timestamp"], np.arange(6))
+        np.testing.assert_allclose(metadata["best_effort_timestamp_time"], np.arange(6) / 25)
+        np.testing.assert_array_equal(file["timestamp/raw"][...], np.arange(6))
+        assert len(file["worm_blobs"]) == 6 and (file["worm_blobs"]["area"] == 80).all()
+        assert "provenance_tracking/COMPRESS" in file
 
 
 def test_16bit_video_is_stored_in_8_bits_with_the_raw_full_frames(tmp_path, model_path_16bit):
@@ -246,3 +260,147 @@ def test_a_write_error_leaves_no_output_and_no_threads(tmp_path, simulated, mode
         mask_video(simulated, tmp_path / "full.hdf5", MaskSettings(bgnd_interval=100), cleaner)
     assert sorted(path.name for path in tmp_path.iterdir()) == []
     assert threading.active_count() == before
+
+
+# --- Tierpsy reads it -------------------------------------------------------------------------------------
+# What Tierpsy Tracker (ver228/tierpsy-tracker, its steps from TRAJ_CREATE on) reads from a MaskedVideos file,
+# done here with h5py the way its code does it with PyTables; the functions named are Tierpsy's.
+
+
+def tierpsy_has_finished(file: h5py.File, point: str) -> bool:
+    """processing/CheckFinished.py: a step is done when /provenance_tracking holds a node named after it."""
+    return "provenance_tracking" in file and point in file["provenance_tracking"]
+
+
+def tierpsy_attr(file: h5py.File, name: str, default):
+    """helper/params/read_attrs.py AttrReader._read_attr: from the first of /mask, /trajectories_data, ..."""
+    return file["mask"].attrs.get(name, default)
+
+
+def tierpsy_timestamps(file: h5py.File) -> tuple[np.ndarray, np.ndarray]:
+    """analysis/compress/extractMetaData.py get_timestamp and _correct_timestamp."""
+    rows = file["video_metadata"][...]
+    assert abs(file["mask"].shape[0] - len(rows)) <= 2, "Tierpsy would drop the timestamps (all NaN)"
+    timestamp = rows["best_effort_timestamp"].astype(int)
+    steps = np.diff(rows["best_effort_timestamp"])
+    step = np.min(steps[steps > 0])
+    return (timestamp / step if step != 1 else timestamp), rows["best_effort_timestamp_time"]
+
+
+def check_tierpsy_reads(file: h5py.File, fps: float, microns_per_pixel: float | None, light: bool) -> None:
+    """Everything Tierpsy's tracking steps rely on in a file that COMPRESS made."""
+    n_frames, height, width = file["mask"].shape
+    assert tierpsy_has_finished(file, "COMPRESS") and not tierpsy_has_finished(file, "TRAJ_CREATE")
+    node = file["provenance_tracking/COMPRESS"]
+    # trackProvenance.execThisPoint: a PyTables array of JSON bytes, read back with node.read().decode()
+    assert node.shape == () and node.attrs["CLASS"] == b"ARRAY" and node.attrs["FLAVOR"] == b"python"
+    provenance = json.loads(node[()].decode("utf-8"))
+    assert set(provenance) >= {"func_name", "func_arguments", "pkgs_versions", "cmd_original"}
+    arguments = json.loads(provenance["func_arguments"])
+    assert arguments["settings"]["wormclean_version"] == provenance["pkgs_versions"]["wormclean"]
+
+    # read_attrs: fps from the timestamps (1 / median step, at least 1), units from /mask's attributes
+    assert tierpsy_attr(file, "expected_fps", 1) == fps
+    assert tierpsy_attr(file, "time_units", None) == "seconds"
+    assert 1 / np.nanmedian(np.diff(file["timestamp/time"][...])) == pytest.approx(fps)
+    expected_pixel = (microns_per_pixel, "micrometers") if microns_per_pixel else (1.0, "pixels")
+    assert (tierpsy_attr(file, "microns_per_pixel", 1), tierpsy_attr(file, "xy_units", None)) == expected_pixel
+    assert tierpsy_attr(file, "is_light_background", 1) == int(light)
+
+    # the timestamps Tierpsy copies into its results (read_and_save_timestamp), and ours agree with them
+    timestamp, timestamp_time = tierpsy_timestamps(file)
+    assert not np.isnan(timestamp).any() and not np.isnan(timestamp_time).any()
+    np.testing.assert_array_equal(file["timestamp/raw"][...], timestamp)
+    np.testing.assert_array_equal(file["timestamp/time"][...], timestamp_time)
+    for name in ("video_metadata", "worm_blobs"):  # PyTables opens compound datasets marked so as tables
+        table = file[name]
+        assert table.attrs["CLASS"] == b"TABLE" and table.attrs["NROWS"] == len(table)
+        assert [table.attrs[f"FIELD_{i}_NAME"].decode() for i in range(len(table.dtype))] == list(table.dtype.names)
+
+    # images: uint8 with 0 as "no data"; full frames and backgrounds indexed by frame // save_interval
+    for name in ("mask", "full_data", "bgnd"):
+        assert file[name].dtype == np.uint8 and file[name].shape[1:] == (height, width)
+        assert file[name].attrs["CLASS"] == b"IMAGE"
+    assert len(file["full_data"]) == -(-n_frames // file["full_data"].attrs["save_interval"])
+    # BackgroundSubtractorPrecalculated (is_full_bgnd_subtraction): bgnd[frame // save_interval] for every frame
+    assert (n_frames - 1) // file["bgnd"].attrs["save_interval"] < len(file["bgnd"])
+    assert file["mean_intensity"].shape == (n_frames,)
+
+
+def test_tierpsy_reads_every_dataset_and_attribute_it_needs(tmp_path, simulated, model_path):
+    truth = read_truth(simulated, in_memory=True)
+    output = tmp_path / "plate.hdf5"
+    settings = MaskSettings(bgnd_interval=5, dilation=2)
+    mask_video(simulated, output, settings, cleaner_with_background(model_path, truth.background),
+               command_line="wormclean mask plate.mp4 -o plate.hdf5")  # fmt: skip
+    with av.open(str(simulated)) as container:  # the truth: the container's own packet timestamps
+        stream = container.streams.video[0]
+        packet_pts = sorted(packet.pts for packet in container.demux(stream) if packet.size)
+        time_base = stream.time_base
+    with h5py.File(output, "r") as file:
+        check_tierpsy_reads(file, fps=25.0, microns_per_pixel=None, light=True)
+        provenance = json.loads(file["provenance_tracking/COMPRESS"][()])
+        assert provenance["cmd_original"] == "wormclean mask plate.mp4 -o plate.hdf5"
+        assert json.loads(provenance["func_arguments"])["settings"]["bgnd_interval"] == "5"
+        metadata = file["video_metadata"]
+        assert metadata.attrs["timestamp_source"] == "container" and metadata.attrs["time_base"] == str(time_base)
+        np.testing.assert_array_equal(metadata["best_effort_timestamp"], packet_pts)
+        np.testing.assert_allclose(metadata["best_effort_timestamp_time"], np.asarray(packet_pts) * float(time_base))
+        # the blob table says what /worm_mask holds, frame by frame
+        blobs = file["worm_blobs"][...]
+        assert len(blobs) >= 12
+        for index in range(12):
+            count, _, stats, centroids = cv2.connectedComponentsWithStats(file["worm_mask"][index], connectivity=8)
+            rows = blobs[blobs["frame_number"] == index]
+            assert sorted(rows["area"]) == sorted(stats[1:, cv2.CC_STAT_AREA])
+            np.testing.assert_allclose(np.sort(rows["coord_x"]), np.sort(centroids[1:, 0]), atol=1e-3)
+            assert sorted(rows["bounding_box_xmin"]) == sorted(stats[1:, cv2.CC_STAT_LEFT])
+
+
+def write_variable_rate_video(path: Path, frames: list[np.ndarray], pts: list[int], time_base: Fraction) -> Path:
+    """Lossless FFV1 in Matroska with the given presentation timestamps (a camera that drops frames)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.height, stream.width = frames[0].shape
+        stream.pix_fmt = "gray"
+        stream.codec_context.time_base = time_base
+        for image, stamp in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(image, format="gray")
+            frame.pts, frame.time_base = stamp, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_variable_frame_rate_keeps_the_real_times(tmp_path, model_path):
+    frames, background = drawn_frames(6)
+    pts = [0, 40, 80, 200, 240, 280]  # ms: frames 3 and 4 were dropped
+    video = write_variable_rate_video(tmp_path / "dropped.mkv", frames, pts, Fraction(1, 1000))
+    output = tmp_path / "dropped.hdf5"
+    mask_video(video, output, MaskSettings(), cleaner_with_background(model_path, background))
+    with h5py.File(output, "r") as file:
+        metadata = file["video_metadata"]
+        assert metadata.attrs["timestamp_source"] == "container"
+        np.testing.assert_allclose(metadata["best_effort_timestamp_time"], np.array(pts) / 1000)
+        np.testing.assert_array_equal(file["timestamp/raw"][...], [0, 1, 2, 5, 6, 7])  # gaps: dropped frames
+        np.testing.assert_allclose(file["timestamp/time"][...], np.array(pts) / 1000)
+        timestamp, _ = tierpsy_timestamps(file)
+        np.testing.assert_array_equal(timestamp, [0, 1, 2, 5, 6, 7])
+
+
+def test_the_tracker_example_reads_the_blob_table_back(tmp_path, simulated, capsys):
+    spec = importlib.util.spec_from_file_location("python_before_tracker", EXAMPLES / "python_before_tracker.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    output = tmp_path / "plate.hdf5"
+    blobs = example.main(str(simulated), str(output), every=5)  # the shipped default model
+    with h5py.File(output, "r") as file:
+        table, worm_mask = file["worm_blobs"][...], file["worm_mask"][...]
+    assert sum(len(rows) for rows in blobs.values()) == len(table) > 0
+    for index, rows in blobs.items():
+        assert (rows["frame_number"] == index).all()
+        assert rows["area"].sum() == worm_mask[index].sum()  # hole-free blobs: every worm pixel, once
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(" worms")[0] for line in printed] == [
+        f"frame {index}: {len(blobs.get(index, []))}" for index in (0, 5, 10)
+    ]

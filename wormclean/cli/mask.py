@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -140,7 +142,9 @@ def mask(
     """Find the worms in every frame of VIDEOS and write Tierpsy-style masked videos (HDF5).
 
     Each output holds /mask (the frame inside the worm regions, 0 elsewhere), /worm_mask (the binary worm
-    masks), /full_data, /bgnd (the net's backgrounds), /mean_intensity and /timestamp. A video that breaks
+    masks), /worm_blobs (each frame's worms: centroid, area, box, length), /full_data, /bgnd (the net's
+    backgrounds), /mean_intensity, /video_metadata and /timestamp (the frames' times), and the provenance by
+    which Tierpsy Tracker takes the file as masked and starts tracking it (tierpsy_process). A video that breaks
     part-way gets masks for every frame before the break. A failing video is reported and the others are
     still done; the exit code is then 2.
     """
@@ -174,7 +178,9 @@ def mask(
         bar.update(done - bar.n)
 
     try:
-        results = mask_videos(paths, output, settings, overwrite=overwrite, progress=progress)
+        results = mask_videos(
+            paths, output, settings, overwrite=overwrite, progress=progress, command_line=shlex.join(sys.argv)
+        )
     finally:
         for bar in bars.values():
             bar.close()

@@ -9,15 +9,35 @@ Layout (``N`` frames of ``H`` x ``W``; every image dataset is chunked one frame 
                                        (attribute save_interval = b)
     /worm_mask       (N, H, W) uint8   1 on worm pixels (before dilation), 0 elsewhere: for other trackers
     /mean_intensity  (N,) float32      mean grey level of each stored (8-bit) frame
-    /timestamp/raw   (N,) int64        frame index (the readers give no container timestamps)
-    /timestamp/time  (N,) float64      seconds, index / fps (NaN when the frame rate is unknown)
+    /video_metadata  (N,) table        best_effort_timestamp, best_effort_timestamp_time (float64): each frame's
+                                       presentation timestamp (in the stream's time base) and its time in
+                                       seconds, the columns of the table Tierpsy makes with ffprobe
+    /timestamp/raw   (N,) int64        the timestamps in frames, as Tierpsy derives them from /video_metadata:
+                                       best_effort_timestamp / its smallest step (gaps are dropped frames)
+    /timestamp/time  (N,) float64      best_effort_timestamp_time
+    /worm_blobs      (n_blobs,) table  one row per worm blob per frame, :data:`~wormclean.segment.blobs.BLOB_DTYPE`
+                                       (frame_number, label, centroid, area, bounding box, length)
+    /provenance_tracking/COMPRESS      scalar string, JSON: how the file was made (see below)
 
 ``/mask``, ``/full_data`` and ``/bgnd`` carry the HDF5 image attributes (CLASS=IMAGE,
 IMAGE_SUBCLASS=IMAGE_GRAYSCALE, IMAGE_WHITE_IS_ZERO=0, DISPLAY_ORIGIN=UL, IMAGE_VERSION=1.2) and Tierpsy's unit
-attributes: ``expected_fps``, ``time_units`` ("seconds", or "frames" with expected_fps 1 when the rate is
-unknown), ``is_light_background`` (1 or 0), ``xy_units``, and ``microns_per_pixel`` when given. The file's
-root attributes hold ``wormclean_version``, ``source_video``, ``settings`` and ``model`` (JSON), ``n_frames``
-(frames written) and ``broken_at`` (first frame that could not be decoded, -1 if none).
+attributes, as its ``set_unit_conversions`` writes them: ``expected_fps`` and ``time_units`` ("seconds", or
+expected_fps 1 and "frames" when the rate is unknown), ``microns_per_pixel`` and ``xy_units``
+("micrometers", or microns_per_pixel 1 and "pixels" when the pixel size is not given) and
+``is_light_background`` (1 or 0). The file's root attributes hold ``wormclean_version``, ``source_video``,
+``settings`` and ``model`` (JSON), ``n_frames`` (frames written) and ``broken_at`` (first frame that could not
+be decoded, -1 if none).
+
+Timestamps come from the decoder (variable frame rates included) when the container has them; sources without
+(image folders, TIFF stacks, streams whose packets lack unique timestamps) get frame index and index / fps.
+``/video_metadata`` says which in its attribute ``timestamp_source`` ("container" or "frame_number"), with the
+``time_base`` (seconds per timestamp unit, e.g. "1/12800"). Frames past a break are not written, nor their times.
+
+Tierpsy counts a step as done when ``/provenance_tracking/STEP`` exists (its ``CheckFinished``), so this node
+makes Tierpsy start at TRAJ_CREATE by itself. It holds what Tierpsy's ``execThisPoint`` stores: ``func_name``,
+``func_arguments`` (JSON of the source video, settings and model), ``pkgs_versions`` and ``cmd_original``
+(the command line), plus ``program``. ``/video_metadata`` and ``/worm_blobs`` carry PyTables' table attributes
+(CLASS=TABLE), so that PyTables, and Tierpsy through it, read them as tables.
 
 Videos deeper than 8 bits: Tierpsy reads only 8-bit images, so ``/mask``, ``/full_data`` and ``/bgnd`` hold
 the frames mapped linearly to 8 bits, with one map for the whole video taken from the range of the first image written
@@ -40,6 +60,8 @@ import h5py
 import numpy as np
 
 from wormclean import __version__
+from wormclean.io.video import FrameTimes
+from wormclean.segment.blobs import BLOB_DTYPE, measure_blobs
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +75,10 @@ IMAGE_ATTRIBUTES = {
 # Level 1: masked frames are mostly zeros, which level 1 packs nearly as well as 4 at a third of the time.
 _GZIP_LEVEL = 1
 _COMPRESSION = {"compression": "gzip", "compression_opts": _GZIP_LEVEL}
+VIDEO_METADATA_DTYPE = np.dtype([("best_effort_timestamp", np.float64), ("best_effort_timestamp_time", np.float64)])
+"""Columns of ``/video_metadata`` that Tierpsy reads (``extractMetaData.get_timestamp``); ffprobe's are float64."""
+PROVENANCE_STEP = "COMPRESS"
+"""The Tierpsy step a wormclean file stands for: Tierpsy's own masking, after which its tracking starts."""
 
 
 class MaskedVideoWriter:
@@ -77,11 +103,16 @@ class MaskedVideoWriter:
     expected_frames : int
         Frames expected, used to size the datasets up front (they grow or shrink as needed).
     microns_per_pixel : float, optional
-        Pixel size; stored when given.
+        Pixel size; when not given, Tierpsy's "unknown" (1, in pixels) is stored.
     source_video : str
         Path of the input video.
     settings, model : dict
         The job's settings and the model used (path, sha256, ...), stored as JSON attributes.
+    frame_times : FrameTimes, optional
+        Presentation times of the source's frames (:meth:`~wormclean.io.video.VideoReader.frame_times`);
+        without them, frame index and index / fps.
+    command_line : str
+        The command that made the file, recorded in the provenance.
     """
 
     def __init__(
@@ -99,6 +130,8 @@ class MaskedVideoWriter:
         source_video: str = "",
         settings: dict | None = None,
         model: dict | None = None,
+        frame_times: FrameTimes | None = None,
+        command_line: str = "",
     ):
         self.height, self.width = int(height), int(width)
         self.bit_depth = int(bit_depth)
@@ -115,6 +148,17 @@ class MaskedVideoWriter:
         attrs["source_video"] = str(source_video)
         attrs["settings"] = json.dumps(settings or {}, sort_keys=True, default=str)
         attrs["model"] = json.dumps(model or {}, sort_keys=True, default=str)
+        self._provenance = {
+            "program": "wormclean",
+            "func_name": "mask_video",
+            "func_arguments": json.dumps(
+                {"source_video": str(source_video), "settings": settings or {}, "model": model or {}},
+                sort_keys=True,
+                default=str,
+            ),
+            "pkgs_versions": {"wormclean": __version__},
+            "cmd_original": command_line,
+        }
         attrs["n_frames"] = 0
         attrs["broken_at"] = -1
         units = _unit_attributes(fps, microns_per_pixel, is_light_background)
@@ -141,6 +185,12 @@ class MaskedVideoWriter:
             "timestamp/time", shape=(expected,), maxshape=(None,), dtype=np.float64, chunks=True
         )
         self._fps = float(fps) if fps and fps > 0 else float("nan")
+        self._frame_times = frame_times or FrameTimes.from_frame_numbers(0, fps)
+        self._video_metadata = _table_dataset(self._file, "video_metadata", VIDEO_METADATA_DTYPE, expected)
+        self._video_metadata.attrs["timestamp_source"] = self._frame_times.source
+        self._video_metadata.attrs["time_base"] = str(self._frame_times.time_base or "unknown")
+        self._blobs = _table_dataset(self._file, "worm_blobs", BLOB_DTYPE, 4 * expected)
+        self.n_blobs = 0
         self._norm_range = self._full_raw = None
         if bit_depth > 8:
             self._norm_range = self._file.create_dataset(
@@ -200,8 +250,14 @@ class MaskedVideoWriter:
         _put_image(self._mask, index, cv2.bitwise_and(stored, stored, mask=keep.astype(np.uint8)))
         _put_image(self._worm_mask, index, worm_mask.astype(np.uint8))
         _put(self._mean, index, np.float32(cv2.mean(stored)[0]))
-        _put(self._raw_time, index, index)
-        _put(self._time, index, index / self._fps)
+        pts, seconds = self._frame_time(index)
+        _put(self._raw_time, index, pts)  # in frames once all are known: see close()
+        _put(self._time, index, seconds)
+        _put(self._video_metadata, index, np.array((pts, seconds), dtype=VIDEO_METADATA_DTYPE))
+        blobs = measure_blobs(worm_mask, index)
+        if len(blobs):
+            _put(self._blobs, slice(self.n_blobs, self.n_blobs + len(blobs)), blobs)
+            self.n_blobs += len(blobs)
         if index % self.save_interval == 0:
             _put_image(self._full, index // self.save_interval, stored)
             if self._full_raw is not None:
@@ -212,6 +268,13 @@ class MaskedVideoWriter:
             self._put_background(*self._pending_background)
             self._pending_background = None
         self.n_frames += 1
+
+    def _frame_time(self, index: int) -> tuple[int, float]:
+        """Presentation timestamp and seconds of frame ``index`` (frame index / fps past the known times)."""
+        times = self._frame_times
+        if index < len(times.pts):
+            return int(times.pts[index]), float(times.seconds[index])
+        return index, index / self._fps
 
     def write_background(self, index: int, background: np.ndarray) -> None:
         """Store the net's background of frame ``index`` (a multiple of ``bgnd_interval``, in order)."""
@@ -250,6 +313,8 @@ class MaskedVideoWriter:
                 self._mean: self.n_frames,
                 self._raw_time: self.n_frames,
                 self._time: self.n_frames,
+                self._video_metadata: self.n_frames,
+                self._blobs: self.n_blobs,
                 self._full: n_full,
                 self._bgnd: self.n_backgrounds,
                 self._norm_range: self.n_frames,
@@ -258,6 +323,14 @@ class MaskedVideoWriter:
             for dataset, size in sizes.items():
                 if dataset is not None and dataset.shape[0] != size:
                     dataset.resize(size, axis=0)
+            self._raw_time[...] = timestamps_in_frames(self._raw_time[...])
+            for table in (self._video_metadata, self._blobs):
+                table.attrs["NROWS"] = np.int64(table.shape[0])
+            provenance = self._file.create_dataset(
+                f"provenance_tracking/{PROVENANCE_STEP}", data=np.bytes_(json.dumps(self._provenance).encode())
+            )
+            # As PyTables' create_array(obj=bytes) marks it, so that Tierpsy's node.read() gives bytes back.
+            provenance.attrs.update(_pytables_attributes("ARRAY", FLAVOR="python", VERSION="2.4"))
             self._file.attrs["n_frames"] = self.n_frames
             self._file.attrs["broken_at"] = -1 if broken_at is None else int(broken_at)
             self._file.attrs["backgrounds"] = json.dumps(backgrounds or {}, sort_keys=True, default=str)
@@ -273,24 +346,52 @@ class MaskedVideoWriter:
         self.close()
 
 
+def timestamps_in_frames(pts: np.ndarray) -> np.ndarray:
+    """Presentation timestamps in frames, as Tierpsy counts them: divided by the smallest step between frames.
+
+    Tierpsy's ``extractMetaData._correct_timestamp``, rounded to whole frames. ``pts`` is ``(n,)`` int64.
+    """
+    steps = np.diff(pts)
+    steps = steps[steps > 0]
+    step = int(steps.min()) if len(steps) else 1
+    return pts if step == 1 else np.rint(pts / step).astype(np.int64)
+
+
 def _unit_attributes(fps: float | None, microns_per_pixel: float | None, is_light_background: bool) -> dict:
-    """Tierpsy's unit attributes of an image dataset."""
+    """Tierpsy's unit attributes of an image dataset, with its "unknown" values (its ``set_unit_conversions``)."""
     units: dict = {"is_light_background": np.int32(bool(is_light_background))}
     if fps and fps > 0:
         units.update(expected_fps=float(fps), time_units="seconds")
     else:
         units.update(expected_fps=1.0, time_units="frames")
-    if microns_per_pixel:
+    if microns_per_pixel and microns_per_pixel > 0:
         units.update(microns_per_pixel=float(microns_per_pixel), xy_units="micrometers")
     else:
-        units["xy_units"] = "pixels"
+        units.update(microns_per_pixel=1.0, xy_units="pixels")
     return units
 
 
-def _put(dataset: h5py.Dataset, row: int, value) -> None:
-    """Write ``dataset[row]``, growing the dataset by half its size (at least 16 rows) when full."""
-    if row >= dataset.shape[0]:
-        dataset.resize(max(row + 1, dataset.shape[0] + max(16, dataset.shape[0] // 2)), axis=0)
+def _table_dataset(file: h5py.File, name: str, dtype: np.dtype, rows: int) -> h5py.Dataset:
+    """A growable compound dataset with the attributes by which PyTables (and Tierpsy) read it as a table."""
+    dataset = file.create_dataset(
+        name, shape=(max(1, rows),), maxshape=(None,), dtype=dtype, chunks=(max(16, min(rows, 4096)),), **_COMPRESSION
+    )
+    fields = {f"FIELD_{position}_NAME": field for position, field in enumerate(dtype.names)}
+    dataset.attrs.update(_pytables_attributes("TABLE", VERSION="2.7", **fields))
+    return dataset
+
+
+def _pytables_attributes(kind: str, **attributes: str) -> dict[str, np.bytes_]:
+    """The attributes (fixed-length strings) by which PyTables recognises a node of class ``kind``."""
+    return {key: np.bytes_(value) for key, value in {"CLASS": kind, "TITLE": "", **attributes}.items()}
+
+
+def _put(dataset: h5py.Dataset, row: int | slice, value) -> None:
+    """Write ``dataset[row]`` (one row or a slice of rows), growing the dataset by half its size (at least 16
+    rows) when full."""
+    end = row.stop if isinstance(row, slice) else row + 1
+    if end > dataset.shape[0]:
+        dataset.resize(max(end, dataset.shape[0] + max(16, dataset.shape[0] // 2)), axis=0)
     dataset[row] = value
 
 

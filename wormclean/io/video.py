@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
@@ -61,6 +62,33 @@ class VideoInfo:
     def duration(self) -> float:
         """Length in seconds."""
         return self.n_frames / self.fps
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """When each frame of a video is presented.
+
+    Attributes
+    ----------
+    pts : ``(n_frames,)`` int64, presentation timestamps in units of ``time_base``
+    seconds : ``(n_frames,)`` float64, the same times in seconds
+    time_base : seconds per ``pts`` unit; ``None`` when the frame rate is unknown
+    source : ``"container"`` (the decoder's timestamps, variable frame rates included) or ``"frame_number"``
+        (the source carries no times: ``pts`` is the frame index and ``seconds`` is index / fps)
+    """
+
+    pts: np.ndarray
+    seconds: np.ndarray
+    time_base: Fraction | None
+    source: str
+
+    @classmethod
+    def from_frame_numbers(cls, n_frames: int, fps: float | None) -> FrameTimes:
+        """Times of a source without timestamps: frame index / ``fps`` (NaN when ``fps`` is not positive)."""
+        index = np.arange(n_frames, dtype=np.int64)
+        if not (fps and fps > 0):
+            return cls(index, np.full(n_frames, np.nan), None, "frame_number")
+        return cls(index, index / float(fps), Fraction(1 / fps).limit_denominator(1_000_000), "frame_number")
 
 
 class VideoReader(abc.ABC):
@@ -133,6 +161,10 @@ class VideoReader(abc.ABC):
         if frame is None:
             raise VideoError(f"{self.path}: frame {index} cannot be decoded (the video breaks at {self.broken_at})")
         return frame
+
+    def frame_times(self) -> FrameTimes:
+        """Presentation time of every frame; sources without timestamps give frame index / fps."""
+        return FrameTimes.from_frame_numbers(self.n_frames, self.fps)
 
     def __len__(self) -> int:
         return self.n_frames
@@ -267,9 +299,11 @@ class PyAVReader(VideoReader):
             table = _scan(container, stream, path)
             fps = float(stream.average_rate or stream.guessed_rate or DEFAULT_FPS)
             codec = stream.codec_context.name
+            time_base = stream.time_base
         finally:
             container.close()
         self._table = table
+        self._time_base = time_base
         self._frame_format = "gray16le" if table.bit_depth == 16 else "gray"
         self._cursor: _Cursor | None = None
         super().__init__(
@@ -293,6 +327,14 @@ class PyAVReader(VideoReader):
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
+
+    def frame_times(self) -> FrameTimes:
+        """The packets' presentation timestamps; frame index / fps when they are missing or repeat."""
+        if self._table.timestamps is None or not self._time_base:
+            return super().frame_times()
+        pts = np.asarray(self._table.timestamps, dtype=np.int64)
+        seconds = pts * (self._time_base.numerator / self._time_base.denominator)
+        return FrameTimes(pts, seconds, Fraction(self._time_base), "container")
 
     def _read_sorted(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         cursor = _Cursor(self)

@@ -261,6 +261,7 @@ def mask_video(
     cleaner: Cleaner | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    command_line: str = "",
 ) -> MaskResult:
     """Mask one video into a MaskedVideos HDF5 file (layout in :mod:`wormclean.io.masked_video`).
 
@@ -278,6 +279,8 @@ def mask_video(
         Replace an existing output.
     progress : callable, optional
         Called as ``progress(frames_done, n_frames)`` after each frame.
+    command_line : str
+        The command that started the job, recorded in the output's provenance.
 
     Returns
     -------
@@ -323,6 +326,8 @@ def mask_video(
                 source_video=str(Path(video).resolve()),
                 settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
                 model=model_info,
+                frame_times=reader.frame_times(),
+                command_line=command_line,
             )
             stage = _Writer(writer, settings.dilation)
             report: dict = {}
@@ -360,6 +365,7 @@ def mask_videos(
     settings: MaskSettings,
     overwrite: bool = False,
     progress: Callable[[Path, int, int], None] | None = None,
+    command_line: str = "",
 ) -> list[MaskResult]:
     """Mask several videos into one output each (see :func:`output_paths`), loading the model once.
 
@@ -371,6 +377,8 @@ def mask_videos(
     ----------
     progress : callable, optional
         Called as ``progress(video, frames_done, n_frames)`` after each frame.
+    command_line : str
+        The command that started the job, recorded in each output's provenance.
     """
     videos = [Path(video) for video in videos]
     outputs = output_paths(videos, output)
@@ -387,7 +395,7 @@ def mask_videos(
     for video, path in zip(videos, outputs):
         report = None if progress is None else (lambda done, total, video=video: progress(video, done, total))
         try:
-            results.append(mask_video(video, path, settings, cleaner, overwrite, report))
+            results.append(mask_video(video, path, settings, cleaner, overwrite, report, command_line))
         except (WormcleanError, OSError) as error:
             message = str(error) if isinstance(error, WormcleanError) else f"{error.strerror or error}"
             log.debug("%s failed: %s", video, message)
