@@ -8,6 +8,7 @@ with video length. Each output is written under a temporary name and renamed whe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -23,7 +24,7 @@ import numpy as np
 from wormclean import __version__
 from wormclean.errors import OutputError, SettingsError, WormcleanError
 from wormclean.io import open_video
-from wormclean.io.atomic import atomic_output, check_output_path
+from wormclean.io.atomic import atomic_output, check_output_path, discard_writes
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, resolve_model
@@ -257,21 +258,25 @@ def mask_video(
             "metadata": cleaner.model.metadata,
         }
         with atomic_output(output, overwrite) as temporary:
-            writer = MaskedVideoWriter(
-                temporary,
-                reader.height,
-                reader.width,
-                fps=reader.fps,
-                bit_depth=reader.bit_depth,
-                is_light_background=cleaner.dark_worms,
-                save_interval=save_interval,
-                bgnd_interval=bgnd_interval,
-                expected_frames=reader.n_frames,
-                microns_per_pixel=settings.microns_per_pixel,
-                source_video=str(Path(video).resolve()),
-                settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
-                model=model_info,
-            )
+            try:
+                writer = MaskedVideoWriter(
+                    temporary,
+                    reader.height,
+                    reader.width,
+                    fps=reader.fps,
+                    bit_depth=reader.bit_depth,
+                    is_light_background=cleaner.dark_worms,
+                    save_interval=save_interval,
+                    bgnd_interval=bgnd_interval,
+                    expected_frames=reader.n_frames,
+                    microns_per_pixel=settings.microns_per_pixel,
+                    source_video=str(Path(video).resolve()),
+                    settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
+                    model=model_info,
+                )
+            except BaseException:
+                discard_writes(temporary)  # a file HDF5 could not even set up (see below)
+                raise
             stage = _Writer(writer, settings.dilation)
             try:
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
@@ -281,9 +286,15 @@ def mask_video(
                         if progress is not None:
                             progress(index + 1, reader.n_frames)
                 stage.finish()
-            finally:
-                stage.close()
                 writer.close(broken_at=reader.broken_at)
+            except BaseException:
+                stage.close()
+                # HDF5 cannot close a file it failed to write (a full disk) and crashes the process later:
+                # let it finish into memory; atomic_output deletes the partial file.
+                discard_writes(temporary)
+                with contextlib.suppress(Exception):
+                    writer.close(broken_at=reader.broken_at)
+                raise
             if writer.n_frames == 0:
                 raise OutputError(f"{video}: no frame could be decoded, nothing written")
         if reader.broken_at is not None:
