@@ -78,30 +78,81 @@ def write_failure(path: str | os.PathLike, error: BaseException) -> OutputError 
     return OutputError(f"cannot write {path}: {cause}")
 
 
-def discard_writes(path: str | os.PathLike) -> None:
-    """Point every file descriptor this process holds on ``path`` at an in-memory file.
+class FailSafeFile:
+    """A binary file for libraries that cannot survive a failed write: HDF5 on a full disk crashes the process.
 
-    A library that failed to write a file (HDF5 on a full disk) may still need to write to close it, and
-    HDF5 crashes the process when it cannot. Diverted, the file closes cleanly into memory; the file on disk
-    is then incomplete and only fit to be deleted. Linux only (``/proc/self/fd``, ``memfd_create``);
-    elsewhere nothing is done.
+    Hand it to ``h5py.File`` in place of a file name. The first :class:`OSError` of a write is kept and every
+    later write is dropped, so that the library still closes its file cleanly; :meth:`check` (and leaving
+    the ``with`` block without an error) raises the kept error. The file is then incomplete and only fit to
+    be deleted, as :func:`atomic_output` does.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create (a temporary name from :func:`atomic_output`).
     """
-    descriptors = Path("/proc/self/fd")
-    if not hasattr(os, "memfd_create") or not descriptors.is_dir():
-        return
-    try:
-        target = os.stat(path)
-    except OSError:
-        return
-    for entry in descriptors.iterdir():
-        with contextlib.suppress(OSError, ValueError):
-            fd = int(entry.name)
-            status = os.fstat(fd)
-            if (status.st_dev, status.st_ino) == (target.st_dev, target.st_ino):
-                memory = os.memfd_create("wormclean-discarded")
-                os.dup2(memory, fd)
-                os.close(memory)
-                log.debug("writes to %s (descriptor %d) now go to memory", path, fd)
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.error: OSError | None = None
+        self._file = open(self.path, "w+b", buffering=0)  # unbuffered: a failed write fails in write()
+
+    def write(self, data) -> int:
+        """Write all of ``data`` (bytes-like); after a failure, count it as written and drop it."""
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):
+            try:
+                done += self._file.write(view[done:]) or 0
+            except OSError as error:
+                self.error = error
+                log.debug("writing %s failed (%s); dropping further writes", self.path, error)
+        return len(view)
+
+    def readinto(self, buffer) -> int:
+        """Read into ``buffer``; the number of bytes read."""
+        return self._file.readinto(buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes."""
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move to ``offset``; the new position."""
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        """The current position."""
+        return self._file.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        """Set the file's size (dropped, like writes, after a failure)."""
+        if self.error is None:
+            try:
+                return self._file.truncate(size)
+            except OSError as error:
+                self.error = error
+        return self.tell() if size is None else size
+
+    def flush(self) -> None:
+        """Nothing to flush: writes are unbuffered."""
+
+    def check(self) -> None:
+        """Raise the first failed write's :class:`OSError`, if there was one."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Close the file (a failed write stays in :attr:`error`)."""
+        self._file.close()
+
+    def __enter__(self) -> FailSafeFile:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.close()
+        if error is None:
+            self.check()
 
 
 @contextlib.contextmanager

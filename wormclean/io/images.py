@@ -1,4 +1,5 @@
-"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks.
+"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks; and
+encoding images for the files wormclean writes.
 
 Images carry no frame rate; they play at :data:`~wormclean.io.video.DEFAULT_FPS` (25 frames per second).
 """
@@ -14,12 +15,40 @@ import cv2
 import numpy as np
 import tifffile
 
-from wormclean.errors import VideoError
+from wormclean.errors import SettingsError, VideoError
 from wormclean.io.video import DEFAULT_FPS, IndexedReader, VideoInfo
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"}) | TIFF_SUFFIXES
 """Suffixes of frame images in an image-sequence folder."""
+
+
+def check_image_name(path: str | os.PathLike) -> Path:
+    """Check, before any work, that OpenCV can write an image under ``path``'s extension (.png, .tif, .jpg...).
+
+    Raises :class:`SettingsError` naming the extension otherwise.
+    """
+    path = Path(path)
+    if not path.suffix or not cv2.haveImageWriter(f"x{path.suffix}"):
+        raise SettingsError(f"{path}: cannot write images as '{path.suffix}' (use a .png file name)")
+    return path
+
+
+def encode_image(image: np.ndarray, path: str | os.PathLike) -> bytes:
+    """An OpenCV-ordered (grey, BGR or BGRA) ``uint8``/``uint16`` image encoded as ``path``'s extension picks.
+
+    Encoding in memory and writing the bytes with Python's file calls makes a failed write (a full disk) an
+    :class:`OSError` with its cause, where ``cv2.imwrite`` only returns False. Raises :class:`SettingsError`
+    if the format cannot hold the image (16 bits in JPEG, for example).
+    """
+    suffix = check_image_name(path).suffix
+    try:
+        encoded, data = cv2.imencode(suffix, image)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise SettingsError(f"{Path(path).name}: '{suffix}' images cannot hold {image.dtype} {image.shape} pixels")
+    return data.tobytes()
 
 
 def natural_key(path: Path) -> list:

@@ -8,7 +8,6 @@ with video length. Each output is written under a temporary name and renamed whe
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -24,7 +23,8 @@ import numpy as np
 from wormclean import __version__
 from wormclean.errors import OutputError, SettingsError, WormcleanError
 from wormclean.io import open_video
-from wormclean.io.atomic import atomic_output, check_output_path, discard_writes
+from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
+from wormclean.io.images import check_image_name, encode_image
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, resolve_model
@@ -139,6 +139,10 @@ def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
     Raises :class:`SettingsError` if one file is named for several videos, or two videos share a name.
     """
     output = Path(output)
+    if output.suffix and output.suffix.lower() not in OUTPUT_SUFFIXES and not output.is_dir():
+        raise SettingsError(
+            f"-o {output}: give an .hdf5 or .h5 file, or a folder (a new one without an extension, or an existing one)"
+        )
     if output.suffix.lower() in OUTPUT_SUFFIXES:
         if len(videos) != 1:
             raise SettingsError(f"-o {output} names one file, but there are {len(videos)} videos; give a folder")
@@ -257,44 +261,36 @@ def mask_video(
             "sha256": file_sha256(model_path) if model_path else None,
             "metadata": cleaner.model.metadata,
         }
-        with atomic_output(output, overwrite) as temporary:
-            try:
-                writer = MaskedVideoWriter(
-                    temporary,
-                    reader.height,
-                    reader.width,
-                    fps=reader.fps,
-                    bit_depth=reader.bit_depth,
-                    is_light_background=cleaner.dark_worms,
-                    save_interval=save_interval,
-                    bgnd_interval=bgnd_interval,
-                    expected_frames=reader.n_frames,
-                    microns_per_pixel=settings.microns_per_pixel,
-                    source_video=str(Path(video).resolve()),
-                    settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
-                    model=model_info,
-                )
-            except BaseException:
-                discard_writes(temporary)  # a file HDF5 could not even set up (see below)
-                raise
+        # HDF5 crashes the process when it cannot write (a full disk); FailSafeFile keeps that error for us.
+        with atomic_output(output, overwrite) as temporary, FailSafeFile(temporary) as file:
+            writer = MaskedVideoWriter(
+                file,
+                reader.height,
+                reader.width,
+                fps=reader.fps,
+                bit_depth=reader.bit_depth,
+                is_light_background=cleaner.dark_worms,
+                save_interval=save_interval,
+                bgnd_interval=bgnd_interval,
+                expected_frames=reader.n_frames,
+                microns_per_pixel=settings.microns_per_pixel,
+                source_video=str(Path(video).resolve()),
+                settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
+                model=model_info,
+            )
             stage = _Writer(writer, settings.dilation)
             try:
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
                 with closing(cleaner.iter_masks(reader, bgnd_interval, stage.background)) as masks:
                     for index, frame, worms in masks:
                         stage.frame(index, frame, worms)
+                        file.check()  # stop at a full disk rather than at the end of the video
                         if progress is not None:
                             progress(index + 1, reader.n_frames)
                 stage.finish()
-                writer.close(broken_at=reader.broken_at)
-            except BaseException:
+            finally:
                 stage.close()
-                # HDF5 cannot close a file it failed to write (a full disk) and crashes the process later:
-                # let it finish into memory; atomic_output deletes the partial file.
-                discard_writes(temporary)
-                with contextlib.suppress(Exception):
-                    writer.close(broken_at=reader.broken_at)
-                raise
+                writer.close(broken_at=reader.broken_at)
             if writer.n_frames == 0:
                 raise OutputError(f"{video}: no frame could be decoded, nothing written")
         if reader.broken_at is not None:
@@ -381,9 +377,13 @@ def preview_image(frames: list[np.ndarray], backgrounds: list[np.ndarray], masks
 
 def write_preview(
     cleaner: Cleaner, video: str | os.PathLike, output: str | os.PathLike, n_frames: int = 3, overwrite: bool = False
-) -> Path:
-    """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file."""
-    output = check_output_path(output, overwrite)
+) -> tuple[Path, int]:
+    """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file.
+
+    Returns the image's path and the number of frames drawn: fewer than ``n_frames`` in a shorter video, or
+    one that breaks before some of them.
+    """
+    output = check_image_name(check_output_path(output, overwrite))
     with open_video(video) as reader:
         indices = sorted({round(i) for i in np.linspace(0, reader.n_frames - 1, n_frames)})
         frames = [frame for _, frame in reader.read(indices)]
@@ -391,12 +391,7 @@ def write_preview(
         raise OutputError(f"{video}: no frame could be decoded for the preview")
     backgrounds = cleaner.backgrounds(frames)
     masks = [cleaner.segment(frame, background) for frame, background in zip(frames, backgrounds)]
-    image = preview_image(frames, backgrounds, masks)
+    data = encode_image(preview_image(frames, backgrounds, masks), output)
     with atomic_output(output, overwrite) as temporary:
-        try:
-            written = cv2.imwrite(str(temporary), image)
-        except cv2.error:
-            written = False
-        if not written:
-            raise OutputError(f"cannot write the image {output} (use a .png file name)")
-    return output
+        temporary.write_bytes(data)
+    return output, len(frames)
