@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from wormclean.errors import OutputError
 from wormclean.io import open_video
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import Normalisation, load_model, save_model
@@ -256,7 +257,7 @@ def test_a_write_error_leaves_no_output_and_no_threads(tmp_path, simulated, mode
 
     monkeypatch.setattr(MaskedVideoWriter, "write", failing)
     before = threading.active_count()
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match=r"cannot write .*full\.hdf5: No space left on device"):
         mask_video(simulated, tmp_path / "full.hdf5", MaskSettings(bgnd_interval=100), cleaner)
     assert sorted(path.name for path in tmp_path.iterdir()) == []
     assert threading.active_count() == before

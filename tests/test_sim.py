@@ -354,7 +354,7 @@ def test_cli_errors(tmp_path):
     result = run_cli(tmp_path / "missing" / "clip.mp4", "--size", "48", "--frames", "2")
     assert result.exit_code == 2 and "does not exist" in result.stderr
     result = run_cli(tmp_path / "clip.mp4", "--size", "48", "--immobile", "2")
-    assert result.exit_code == 2 and "Error: immobile_fraction" in result.stderr
+    assert result.exit_code == 2 and "'--immobile': 2.0 is not in the range" in result.stderr
     result = run_cli(tmp_path / "clip.mp4", "--size", "12x")
     assert result.exit_code == 2 and "HEIGHTxWIDTH" in result.stderr
     assert os.listdir(tmp_path) == []

@@ -23,3 +23,7 @@ class SettingsError(WormcleanError):
 
 class OutputError(WormcleanError):
     """An output cannot be written: it exists (and --overwrite is off), its folder is missing or unwritable."""
+
+
+class TrainingError(WormcleanError):
+    """Training cannot go on: the loss or the weights stopped being finite numbers (the run diverged)."""

@@ -44,6 +44,11 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            # One line, like every other bad input; the usage is one --help away.
+            command = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            click.echo(f"Error: {error.format_message()} (see '{command} --help')", err=True)
+            ctx.exit(2)
         except WormcleanError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(2)

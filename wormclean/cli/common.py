@@ -1,9 +1,47 @@
-"""Options and helpers shared by the subcommands: progress bars, quiet mode, device choice."""
+"""Options and helpers shared by the subcommands: progress bars, quiet mode, device choice, and the checked
+types of option values (ranges, whole numbers, finite numbers, spans of frames or seconds)."""
 
 from __future__ import annotations
 
+import math
+
 import click
 from tqdm import tqdm
+
+from wormclean.errors import SettingsError
+from wormclean.units import FrameSpan
+
+LARGEST_SPAN = 1_000_000_000
+"""Largest span of frames or seconds an option takes (a span longer than any video means "once")."""
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also a finite number (``nan`` and ``inf`` are refused)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class Span(click.ParamType):
+    """A positive span in frames (``150``) or seconds (``20s``), at most :data:`LARGEST_SPAN`; kept as text."""
+
+    name = "FRAMES|SECONDSs"
+
+    def convert(self, value, param, ctx):
+        try:
+            span = FrameSpan.parse(value)
+        except SettingsError as error:
+            self.fail(str(error), param, ctx)
+        if not 0 < span.value <= LARGEST_SPAN:
+            self.fail(f"expected more than 0 and at most {LARGEST_SPAN} {span.unit}, got {value!r}", param, ctx)
+        return str(value).strip()
+
+
+SEED = click.IntRange(0, 2**32 - 1)
+"""Random seeds: what NumPy and PyTorch both take."""
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output.")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from wormclean.cli.common import device_option, overwrite_option, progress_bar, quiet_option, say
+from wormclean.cli.common import (
+    SEED,
+    FiniteFloat,
+    Span,
+    device_option,
+    overwrite_option,
+    progress_bar,
+    quiet_option,
+    say,
+)
 from wormclean.errors import OutputError, SettingsError
 from wormclean.units import FrameSpan
 
@@ -23,26 +32,31 @@ LAG_HELP = (
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Model file to write (the best by validation loss); NAME.last.pt, NAME.log.csv and "
                    "NAME.loss.png are written beside it.")
-@click.option("--lag", default=None, help=LAG_HELP, show_default=False)
-@click.option("--steps", default=10000, type=int, help="Training steps (batches).")
-@click.option("--batch-size", default=16, type=int, help="Patches per step.")
-@click.option("--patch-size", default=256, type=int, help="Side of the square training patches (pixels).")
-@click.option("--width", default=None, type=int,
+@click.option("--lag", type=Span(), default=None, help=LAG_HELP, show_default=False)
+@click.option("--steps", default=10000, type=click.IntRange(min=1), help="Training steps (batches).")
+@click.option("--batch-size", default=16, type=click.IntRange(min=1), help="Patches per step.")
+@click.option("--patch-size", default=256, type=click.IntRange(min=16),
+              help="Side of the square training patches (pixels).")
+@click.option("--width", default=None, type=click.IntRange(min=4),
               help="Base channels of the U-Net [default: 48, the paper's]. On a CPU, 16 trains ~4x faster.")
-@click.option("--depth", default=None, type=int, help="Pooling levels of the U-Net [default: 5].")
-@click.option("--learning-rate", default=None, type=float,
+@click.option("--depth", default=None, type=click.IntRange(min=1, max=10),
+              help="Pooling levels of the U-Net [default: 5].")
+@click.option("--learning-rate", default=None, type=FiniteFloat(min=0, min_open=True),
               help="Adam's learning rate [default: 1e-4 x batch size / 36].")
 @device_option
-@click.option("--workers", default=0, type=int, help="DataLoader worker processes preparing training patches.")
-@click.option("--val-fraction", default=0.1, type=float, help="Fraction of videos held out for validation.")
-@click.option("--validate-every", default=250, type=int, help="Steps between validations and checkpoints.")
-@click.option("--min-change", default=0.0, type=float,
+@click.option("--workers", default=0, type=click.IntRange(min=0),
+              help="DataLoader worker processes preparing training patches.")
+@click.option("--val-fraction", default=0.1, type=FiniteFloat(min=0, max=1, max_open=True),
+              help="Fraction of videos held out for validation.")
+@click.option("--validate-every", default=250, type=click.IntRange(min=1),
+              help="Steps between validations and checkpoints.")
+@click.option("--min-change", default=0.0, type=FiniteFloat(min=0),
               help="Drop frame pairs whose largest smoothed change is below this many grey levels.")
-@click.option("--focus-changes", default=0.0, type=float,
+@click.option("--focus-changes", default=0.0, type=FiniteFloat(min=0, max=1),
               help="Fraction of patches centred on where the pair changed most (moving worms), e.g. 0.5.")
-@click.option("--time-limit", default=None, type=float,
+@click.option("--time-limit", default=None, type=FiniteFloat(min=0, min_open=True),
               help="Stop after this many minutes (saving as at the end), even before --steps.")
-@click.option("--seed", default=0, type=int, help="Random seed (weights, sampling).")
+@click.option("--seed", default=0, type=SEED, help="Random seed (weights, sampling).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue an interrupted run from its NAME.last.pt file.")
 @click.option("--init", "init_model", default=None,
@@ -54,7 +68,7 @@ LAG_HELP = (
               help="With --crops: comma-separated classes to keep (the others are removed).")
 @click.option("--mode", type=click.Choice(["keep", "remove"]), default="keep",
               help="With --crops: keep the target classes and remove the rest, or remove the targets.")
-@click.option("--max-overlap", default=0.7, type=float,
+@click.option("--max-overlap", default=0.7, type=FiniteFloat(min=0, max=1),
               help="With --crops: largest fraction of an object that others may cover in a synthetic image.")
 @click.option("--log-scale", is_flag=True, help="With --crops: train on log intensities (high dynamic range).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the settings and stop.")
@@ -70,16 +84,16 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     A good model wants a GPU (--device cuda) or, on a CPU, a narrower net (--width 16 --depth 4).
     Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues.
     """
+    from wormclean.io.atomic import check_folder_writable
     from wormclean.train.fit import TrainSettings, output_paths, train
 
     if resume and init_model:
         raise SettingsError("use either --resume (continue a run) or --init (start from a model), not both")
-    if resume is None and output.exists() and not overwrite and not dry_run:
-        raise OutputError(f"{output} exists; use --overwrite to replace it or --resume to continue")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist")
-    if patch_size < 16:
-        raise SettingsError(f"--patch-size must be at least 16, got {patch_size}")
+    if resume is None and not overwrite and not dry_run:
+        for path in (output, output_paths(output)["last"]):
+            if path.exists():
+                raise OutputError(f"{path} exists; use --overwrite to replace it or --resume to continue")
+    check_folder_writable(output.parent)
     settings = TrainSettings(steps=steps, batch_size=batch_size, width=width, depth=depth,
                              learning_rate=learning_rate, device=device, workers=workers, seed=seed,
                              validate_every=validate_every,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from wormclean.cli.common import device_option, overwrite_option, progress_bar, quiet_option, say
+from wormclean.cli.common import FiniteFloat, Span, device_option, overwrite_option, progress_bar, quiet_option, say
 
 # Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
 DEFAULT_BGND_INTERVAL = "1000"
 DEFAULT_DILATION = 5
 DEFAULT_SAVE_INTERVAL = "5000"
+LARGEST_DILATION = 1000  # pixels; the disc is (2r + 1)^2, and worms are tens of pixels wide
 
 BGND_INTERVAL_HELP = (
     "Run the net on one frame in this many (frames, e.g. 1000) or one per this many seconds (e.g. 40s); every "
@@ -47,7 +48,7 @@ def _segment_options(function):
         ),
         click.option(
             "--delta",
-            type=float,
+            type=FiniteFloat(min=0, min_open=True),
             default=None,
             help="Threshold in grey levels [default: 10 for 8-bit video, scaled by 2^(bits-8)].",
         ),
@@ -102,22 +103,30 @@ def _segment_options(function):
     type=click.Path(path_type=Path),
     help="Output .hdf5/.h5 file (one video) or folder (one VIDEO_NAME.hdf5 per video; created if missing).",
 )
-@click.option("--bgnd-interval", default=DEFAULT_BGND_INTERVAL, show_default=True, help=BGND_INTERVAL_HELP)
+@click.option(
+    "--bgnd-interval", type=Span(), default=DEFAULT_BGND_INTERVAL, show_default=True, help=BGND_INTERVAL_HELP
+)
 @_segment_options
 @click.option(
     "--dilation",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=LARGEST_DILATION),
     default=DEFAULT_DILATION,
     show_default=True,
     help="Pixels by which worm regions grow before the frame is masked (/mask).",
 )
 @click.option(
     "--save-interval",
+    type=Span(),
     default=DEFAULT_SAVE_INTERVAL,
     show_default=True,
     help="A whole frame goes to /full_data every this many frames (or seconds, e.g. 200s).",
 )
-@click.option("--microns-per-pixel", type=float, default=None, help="Pixel size, stored in the output.")
+@click.option(
+    "--microns-per-pixel",
+    type=FiniteFloat(min=0, min_open=True),
+    default=None,
+    help="Pixel size, stored in the output.",
+)
 @overwrite_option
 @quiet_option
 def mask(
@@ -208,7 +217,7 @@ def mask(
     show_default=True,
     help="How many frames, evenly spaced through the video.",
 )
-@click.option("--bgnd-interval", default=DEFAULT_BGND_INTERVAL, show_default=True, help="As for 'wormclean mask'.")
+@click.option("--bgnd-interval", type=Span(), default=DEFAULT_BGND_INTERVAL, show_default=True, help="As for 'wormclean mask'.")
 @_segment_options
 @overwrite_option
 @quiet_option
@@ -245,5 +254,5 @@ def preview(
         dark_worms=dark_worms,
         background=background,
     )
-    path = write_preview(cleaner, video, output, n_frames, overwrite, bgnd_interval)
-    say(f"{path}: {n_frames} frames", quiet)
+    path, n_drawn = write_preview(cleaner, video, output, n_frames, overwrite, bgnd_interval)
+    say(f"{path}: {n_drawn} frame{'s' if n_drawn != 1 else ''}", quiet)

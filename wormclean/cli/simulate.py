@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from wormclean.cli.common import overwrite_option, progress_bar, quiet_option, say
+from wormclean.cli.common import SEED, FiniteFloat, overwrite_option, progress_bar, quiet_option, say
 
 
 class FrameSize(click.ParamType):
@@ -33,34 +33,37 @@ class FrameSize(click.ParamType):
 @click.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--size", type=FrameSize(), default=None, help="Frame size, N or HxW pixels [default: 2048].")
-@click.option("--frames", "n_frames", type=int, default=None, help="Number of frames [default: 250].")
-@click.option("--fps", type=float, default=None, help="Frames per second [default: 25].")
-@click.option("--worms", "n_worms", type=int, default=None, help="Number of worms [default: 10].")
-@click.option("--immobile", "immobile_fraction", type=float, default=None,
+@click.option("--frames", "n_frames", type=click.IntRange(min=1), default=None, help="Number of frames [default: 250].")
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True), default=None, help="Frames per second [default: 25].")
+@click.option("--worms", "n_worms", type=click.IntRange(min=0), default=None, help="Number of worms [default: 10].")
+@click.option("--immobile", "immobile_fraction", type=FiniteFloat(min=0, max=1), default=None,
               help="Fraction of worms that never move [default: 0.3].")
-@click.option("--length", "worm_length", type=float, default=None,
+@click.option("--length", "worm_length", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Worm length in pixels [default: 80 per 2048 pixels of frame, at least 16].")
-@click.option("--width", "worm_width", type=float, default=None,
+@click.option("--width", "worm_width", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Worm width in pixels [default: length / 12, at least 2].")
-@click.option("--contrast", type=float, default=None,
+@click.option("--contrast", type=FiniteFloat(min=0), default=None,
               help="Grey levels between worms and the background [default: 40].")
-@click.option("--speed", type=float, default=None, help="Crawling speed in body lengths per second [default: 0.2].")
-@click.option("--noise", "noise_sigma", type=float, default=None,
+@click.option("--speed", type=FiniteFloat(min=0), default=None,
+              help="Crawling speed in body lengths per second [default: 0.2].")
+@click.option("--noise", "noise_sigma", type=FiniteFloat(min=0), default=None,
               help="Sensor noise standard deviation, grey levels [default: 3].")
-@click.option("--flicker", type=float, default=None,
+@click.option("--flicker", type=FiniteFloat(min=0), default=None,
               help="Standard deviation of the per-frame brightness gain [default: 0.01].")
-@click.option("--blur", "blur_sigma", type=float, default=None, help="Optical blur sigma in pixels [default: 0].")
+@click.option("--blur", "blur_sigma", type=FiniteFloat(min=0), default=None,
+              help="Optical blur sigma in pixels [default: 0].")
 @click.option("--lawn/--no-lawn", default=None, help="Draw a bacterial lawn [default: --lawn].")
-@click.option("--dust", "n_dust", type=int, default=None, help="Number of dust specks [default: 30].")
-@click.option("--fibres", "n_fibres", type=int, default=None,
+@click.option("--dust", "n_dust", type=click.IntRange(min=0), default=None, help="Number of dust specks [default: 30].")
+@click.option("--fibres", "n_fibres", type=click.IntRange(min=0), default=None,
               help="Number of worm-like fibres and scratches [default: 3].")
 @click.option("--light-worms/--dark-worms", default=None,
               help="Bright worms on a dark background (dark field) [default: --dark-worms].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed, the same video.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed; the same seed, the same video.")
 @click.option("--randomise", is_flag=True,
               help="Draw every setting not given from the seed (varied videos for training); size and frames "
                    "then default to 256 and 100.")
-@click.option("--crf", type=float, default=18.0, show_default=True, help="H.264 quality (0 lossless, 51 worst).")
+@click.option("--crf", type=FiniteFloat(0, 51), default=18.0, show_default=True,
+              help="H.264 quality (0 lossless, 51 worst).")
 @click.option("--preset", default="ultrafast", show_default=True, help="H.264 speed preset.")
 @click.option("--dry-run", is_flag=True, help="Print the settings and stop.")
 @overwrite_option

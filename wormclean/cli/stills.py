@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from wormclean.cli.common import device_option, overwrite_option, progress_bar, quiet_option, say
-from wormclean.errors import OutputError, SettingsError
+from wormclean.cli.common import SEED, FiniteFloat, device_option, overwrite_option, progress_bar, quiet_option, say
+from wormclean.errors import OutputError, SettingsError, WormcleanError
 
 
 @click.command(context_settings={"show_default": True})
@@ -29,11 +29,13 @@ from wormclean.errors import OutputError, SettingsError
                    "when objects are dark); auto takes rgb for colour images, else grey or invert.")
 @click.option("--dark-objects/--bright-objects", default=None,
               help="Whether objects are darker than their background [default: guessed from the images].")
-@click.option("--min-area", default=20, type=int, help="Smallest object kept (pixels).")
-@click.option("--background-size", default=256, type=int, help="Side of the background patches (pixels).")
-@click.option("--backgrounds-per-image", default=4, type=int, help="Background patches cut from each image.")
+@click.option("--min-area", default=20, type=click.IntRange(min=0), help="Smallest object kept (pixels).")
+@click.option("--background-size", default=256, type=click.IntRange(min=1),
+              help="Side of the background patches (pixels).")
+@click.option("--backgrounds-per-image", default=4, type=click.IntRange(min=0),
+              help="Background patches cut from each image.")
 @click.option("--linear-threshold", is_flag=True, help="Otsu on the values rather than on their logarithm.")
-@click.option("--seed", default=0, type=int, help="Where the background patches are cut.")
+@click.option("--seed", default=0, type=SEED, help="Where the background patches are cut.")
 @overwrite_option
 @quiet_option
 def crops(images, output, points, boxes, focus, colour, dark_objects, min_area, background_size,
@@ -85,22 +87,28 @@ def _outputs(paths: list[Path], folder: Path, overwrite: bool) -> list[Path]:
 @click.argument("images", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the filtered images (same file names and bit depth as the inputs).")
-@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="A stills model from 'wormclean fit --crops'.")
+@click.option("--model", "model_path", required=True, metavar="PATH|NAME",
+              help="A stills model from 'wormclean fit --crops': a file or the name of an installed model.")
 @click.option("--masks", is_flag=True, help="Also write object masks (Otsu on the output) to OUTPUT/masks/.")
 @click.option("--boxes", "boxes_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the objects' boxes to this CSV (image,xmin,ymin,xmax,ymax,score).")
-@click.option("--min-area", default=100, type=int, help="Smallest object in masks and boxes (pixels).")
-@click.option("--min-contrast", default=0.05, type=float,
+@click.option("--min-area", default=100, type=click.IntRange(min=0),
+              help="Smallest object in masks and boxes (pixels).")
+@click.option("--min-contrast", default=0.05, type=FiniteFloat(0, 1),
               help="Least object contrast over the output's background, as a fraction of the full range.")
-@click.option("--close-radius", default=0, type=int, help="Closing radius joining pieces of an object (pixels).")
+@click.option("--close-radius", default=0, type=click.IntRange(0, 1000),
+              help="Closing radius joining pieces of an object (pixels).")
 @device_option
 @overwrite_option
 @quiet_option
 def filter_images(images, output, model_path, masks, boxes_path, min_area, min_contrast, close_radius, device,
                   overwrite, quiet):
-    """Filter still IMAGES (files or folders) with a stills model: keep its target objects (or remove them)."""
-    from wormclean.io.atomic import check_output_path
+    """Filter still IMAGES (files or folders) with a stills model: keep its target objects (or remove them).
+
+    An image that cannot be read or written is reported and the others are still done; the exit code is then 2.
+    """
+    from wormclean.io.atomic import check_folder_writable, check_output_path
+    from wormclean.model.registry import resolve_model
     from wormclean.stills.annotations import write_boxes
     from wormclean.stills.detection import DetectionSettings, detect_objects
     from wormclean.stills.filtering import filter_image as run_filter
@@ -108,10 +116,9 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
     from wormclean.stills.images import find_images, read_image, write_image
 
     detection = DetectionSettings(min_area=min_area, min_contrast=min_contrast, close_radius=close_radius)
-    model = load_stills_model(model_path)
+    model = load_stills_model(resolve_model(model_path))
     paths = find_images(images)
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist")
+    check_folder_writable(output.parent)
     outputs = _outputs(paths, output, overwrite)
     mask_folder = output / "masks"
     if masks:
@@ -123,24 +130,33 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
         mask_folder.mkdir(exist_ok=True)
     top = model_colour_space(model).top
     found = {}
+    errors = []
     bar = progress_bar(len(paths), "filter", "image", quiet)
     try:
         for path, destination in zip(paths, outputs):
-            filtered, working = run_filter(model, read_image(path), device)
-            write_image(destination, filtered, overwrite=True)
-            if masks or boxes_path is not None:
-                mask, found[path.name] = detect_objects(working, top, detection)
-                if masks:
-                    write_image(mask_folder / f"{path.stem}.png", mask.astype("uint8") * 255, overwrite=True)
+            try:
+                filtered, working = run_filter(model, read_image(path), device)
+                write_image(destination, filtered, overwrite=True)
+                if masks or boxes_path is not None:
+                    mask, boxes = detect_objects(working, top, detection)
+                    if masks:
+                        write_image(mask_folder / f"{path.stem}.png", mask.astype("uint8") * 255, overwrite=True)
+                    found[path.name] = boxes
+            except WormcleanError as error:
+                errors.append(str(error) if str(path) in str(error) else f"{path}: {error}")
             bar.update(1)
     finally:
         bar.close()
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
     if boxes_path is not None:
         write_boxes(boxes_path, found, overwrite=overwrite)
     n_objects = sum(len(boxes) for boxes in found.values())
-    say(f"Wrote {len(paths)} filtered images to {output}"
+    say(f"Wrote {len(paths) - len(errors)} filtered images to {output}"
         + (f"; {n_objects} objects" if found else "")
         + (f" in {boxes_path}" if boxes_path is not None else ""), quiet)
+    if errors:
+        click.get_current_context().exit(2)
 
 
 @click.command(context_settings={"show_default": True})
@@ -153,7 +169,8 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
 @click.option("--images", "image_inputs", multiple=True,
               help="Images (files or folders) to score [default: those in DETECTIONS]; images with no "
                    "detection must be listed to count their misses.")
-@click.option("--iou", default=0.25, type=float, help="Boxes match when their IoU is above this.")
+@click.option("--iou", default=0.25, type=FiniteFloat(0, 1, max_open=True),
+              help="Boxes match when their IoU is above this.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the totals and per-image scores to this JSON file.")
 @overwrite_option
@@ -173,6 +190,8 @@ def evaluate(detections, boxes, points, targets, image_inputs, iou, json_path, o
     found = read_boxes(detections, require_class=False)
     images = [image_key(path.name) for path in find_images(image_inputs)] if image_inputs else None
     total, per_image = score(found, truths, classes, images, iou)
+    if not per_image:
+        raise SettingsError(f"{detections} lists no image to score; name the images with --images")
     criterion = f"IoU > {iou:g}" if boxes is not None else "a true point inside"
     click.echo(f"{','.join(classes)} over {len(per_image)} images ({criterion}): precision {total.precision:.3f}, "
                f"recall {total.recall:.3f}, F1 {total.f1:.3f} (TP {total.true_positives}, "

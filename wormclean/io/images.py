@@ -1,10 +1,12 @@
-"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks.
+"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks; and
+encoding images for the files wormclean writes.
 
 Images carry no frame rate; they play at :data:`~wormclean.io.video.DEFAULT_FPS` (25 frames per second).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -14,12 +16,40 @@ import cv2
 import numpy as np
 import tifffile
 
-from wormclean.errors import VideoError
+from wormclean.errors import SettingsError, VideoError
 from wormclean.io.video import DEFAULT_FPS, IndexedReader, VideoInfo
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"}) | TIFF_SUFFIXES
 """Suffixes of frame images in an image-sequence folder."""
+
+
+def check_image_name(path: str | os.PathLike) -> Path:
+    """Check, before any work, that OpenCV can write an image under ``path``'s extension (.png, .tif, .jpg...).
+
+    Raises :class:`SettingsError` naming the extension otherwise.
+    """
+    path = Path(path)
+    if not path.suffix or not cv2.haveImageWriter(f"x{path.suffix}"):
+        raise SettingsError(f"{path}: cannot write images as '{path.suffix}' (use a .png file name)")
+    return path
+
+
+def encode_image(image: np.ndarray, path: str | os.PathLike) -> bytes:
+    """An OpenCV-ordered (grey, BGR or BGRA) ``uint8``/``uint16`` image encoded as ``path``'s extension picks.
+
+    Encoding in memory and writing the bytes with Python's file calls makes a failed write (a full disk) an
+    :class:`OSError` with its cause, where ``cv2.imwrite`` only returns False. Raises :class:`SettingsError`
+    if the format cannot hold the image (16 bits in JPEG, for example).
+    """
+    suffix = check_image_name(path).suffix
+    try:
+        encoded, data = cv2.imencode(suffix, image)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise SettingsError(f"{Path(path).name}: '{suffix}' images cannot hold {image.dtype} {image.shape} pixels")
+    return data.tobytes()
 
 
 def natural_key(path: Path) -> list:
@@ -46,9 +76,28 @@ def is_tiff_stack(path: Path) -> bool:
     """Whether the TIFF file ``path`` holds more than one frame (an unreadable one counts as a single frame)."""
     try:
         with tifffile.TiffFile(path) as tiff:
-            return len(tiff.series[0].pages) > 1
+            return _tiff_layout(tiff)[1] > 1
     except (OSError, ValueError, IndexError, tifffile.TiffFileError):
         return False
+
+
+def _tiff_layout(tiff: tifffile.TiffFile) -> tuple[list[tuple[int, int]], int]:
+    """Where each frame of a TIFF file is, as ``(series, frame in series)``, and how many frames it declares.
+
+    Every series is read (files written one page at a time hold one series per page). A series declares its
+    frames by its shape (all axes but the image's: Y, X and samples); ImageJ files also by their ``images``
+    entry. A file cut short declares more frames than it still holds: only those it holds are listed.
+    """
+    located = []
+    declared = 0
+    for number, series in enumerate(tiff.series):
+        frames = math.prod(size for size, axis in zip(series.shape, series.axes) if axis not in "YXS")
+        declared += frames
+        held = frames if len(series.pages) >= frames else len(series.pages)
+        located.extend((number, frame) for frame in range(held))
+    if tiff.is_imagej:
+        declared = max(declared, int((tiff.imagej_metadata or {}).get("images", 0)))
+    return located, max(declared, len(located))
 
 
 def to_grey(image: np.ndarray, channel_order: str) -> np.ndarray:
@@ -133,6 +182,9 @@ def _codec_name(files: list[Path]) -> str:
 class TiffStackReader(IndexedReader):
     """A TIFF file whose pages are the frames (a single-page file is a one-frame video), read page by page.
 
+    The pages of every series are frames, in file order. A file that declares more frames than it holds (cut
+    short) breaks at the first missing one.
+
     Pages are read with tifffile, or with OpenCV when they are compressed in a way tifffile cannot decode
     without the optional imagecodecs package (LZW, as OpenCV and some microscopes write).
     """
@@ -142,9 +194,12 @@ class TiffStackReader(IndexedReader):
         self._filename = str(path)
         try:
             self._tiff = tifffile.TiffFile(path)
-            self._pages = self._tiff.series[0].pages
+            self._frames, n_frames = _tiff_layout(self._tiff)
         except (OSError, ValueError, IndexError, tifffile.TiffFileError) as error:
             raise VideoError(f"{path} is not a readable TIFF file ({error})") from None
+        if not self._frames:
+            self._tiff.close()
+            raise VideoError(f"{path} is not a readable TIFF file (it holds no image)")
         self._lock = threading.Lock()  # the file handle is shared: one page at a time
         self._with_opencv = False
         try:
@@ -157,8 +212,11 @@ class TiffStackReader(IndexedReader):
                 self._tiff.close()
                 raise VideoError(f"{path}: {error}") from None
         height, width = first.shape
-        info = VideoInfo(path, len(self._pages), DEFAULT_FPS, height, width, _bit_depth(first, path), "tiff-stack")
+        info = VideoInfo(path, n_frames, DEFAULT_FPS, height, width, _bit_depth(first, path), "tiff-stack")
         super().__init__(info)
+        held = len(self._frames)
+        if held < n_frames:
+            self._mark_broken(held, f"the file declares {n_frames} frames but ends after {held}")
 
     def close(self) -> None:
         self._tiff.close()
@@ -169,9 +227,12 @@ class TiffStackReader(IndexedReader):
             if not read or not pages:
                 raise VideoError(f"page {index} cannot be read")
             return to_grey(pages[0], "BGR")
+        if index >= len(self._frames):
+            raise VideoError(f"page {index} is missing (the file ends early)")
+        series, frame = self._frames[index]
         try:
             with self._lock:
-                page = self._pages[index].asarray()
+                page = self._tiff.asarray(key=frame, series=series)
         except (OSError, ValueError, IndexError, tifffile.TiffFileError) as error:
             raise VideoError(f"page {index} cannot be read ({error})") from None
         return to_grey(page, "RGB")

@@ -309,7 +309,7 @@ class PyAVReader(VideoReader):
         super().__init__(
             VideoInfo(
                 path=path,
-                n_frames=table.n_frames,
+                n_frames=table.listed if table.gap is not None else table.n_frames,
                 fps=fps,
                 height=table.height,
                 width=table.width,
@@ -317,6 +317,12 @@ class PyAVReader(VideoReader):
                 codec=codec,
             )
         )
+        if table.gap is not None:
+            self._mark_broken(
+                table.gap,
+                f"the container's index lists {table.listed} frames; from frame {table.gap} on, the packets "
+                "read do not match it (frames missing or damaged)",
+            )
 
     @property
     def keyframes(self) -> list[int]:
@@ -373,6 +379,8 @@ class _FrameTable:
     seekable : whether the container has an index that makes seeking by timestamp exact
     height, width : size of the first decoded frame
     bit_depth : 8, or 16 when that frame has more than 8 bits per component
+    listed : frames the container's index lists when it lists more than could be demuxed, else None
+    gap : the first of those frames the demuxer did not deliver (the table ends before it), else None
     """
 
     n_frames: int
@@ -383,6 +391,8 @@ class _FrameTable:
     height: int
     width: int
     bit_depth: int
+    listed: int | None = None
+    gap: int | None = None
 
     def __post_init__(self) -> None:
         self.keyframes = sorted(self.keyframe_packets)
@@ -423,6 +433,7 @@ def _open_container(path: Path) -> av.container.InputContainer:
 def _scan(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> _FrameTable:
     """Demux every packet of ``stream``, decoding only until the first frame comes out."""
     stamps: list[int | None] = []
+    positions: list[int] = []  # byte offset of each packet, to match them with the container's index
     keyframes: list[tuple[int | None, int]] = []  # (timestamp, packet number)
     first: av.VideoFrame | None = None
     decode_error = "its video stream is empty"
@@ -438,14 +449,21 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, path: 
             if packet.is_keyframe:
                 keyframes.append((packet.pts, len(stamps)))
             stamps.append(packet.pts)
+            positions.append(packet.pos)
     except av.FFmpegError as error:
         # Frames after the damage cannot be reached; those before are counted and readable.
         log.warning("%s: demuxing stops after %d packets (%s)", path, len(stamps), _reason(error))
     if first is None:
         raise VideoError(f"{path} has no decodable frame ({decode_error})")
+    listed, gap = _index_gap(stream, positions)
+    if gap is not None:
+        # The demuxer skipped damaged packets and numbered the next ones as if they followed on: every later
+        # frame would take an earlier one's place and time. Only the frames before the gap are kept.
+        del stamps[gap:]
+        keyframes = [(ts, number) for ts, number in keyframes if number < gap]
     if None in stamps or len(set(stamps)) < len(stamps):
         log.debug("%s: packets lack unique timestamps; frames are numbered as decoded, without seeking", path)
-        return _FrameTable(len(stamps), None, {}, {0: 0}, False, *_frame_layout(first))
+        return _FrameTable(len(stamps), None, {}, {0: 0}, False, *_frame_layout(first), listed, gap)
     ordered = sorted(stamps)
     skipped = ordered.index(first.pts) if first.pts in stamps else 0
     if skipped:
@@ -454,8 +472,35 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream, path: 
     keyframe_packets = {index_of[ts]: number for ts, number in keyframes if index_of[ts] > 0} | {0: 0}
     seekable = not _INDEXED_FORMATS.isdisjoint(container.format.name.split(","))
     return _FrameTable(
-        len(ordered) - skipped, ordered[skipped:], index_of, keyframe_packets, seekable, *_frame_layout(first)
+        len(ordered) - skipped,
+        ordered[skipped:],
+        index_of,
+        keyframe_packets,
+        seekable,
+        *_frame_layout(first),
+        listed - skipped if gap is not None else None,
+        gap - skipped if gap is not None else None,
     )
+
+
+# How far a packet's data may lie past the offset the index gives for it (AVI's index points at the chunk
+# header, 8 bytes before the data).
+_INDEX_SLACK = 16
+
+
+def _index_gap(stream: av.VideoStream, positions: list[int]) -> tuple[int, int | None]:
+    """Frames the container's index lists, and the first frame the demuxer did not deliver, if any.
+
+    Only when the index lists more (non-empty) packets than were demuxed is there a gap: the first packet
+    whose position does not match its index entry, or the end of those demuxed.
+    """
+    entries = [entry for entry in getattr(stream, "index_entries", None) or () if entry.size > 0]
+    if len(entries) <= len(positions):
+        return len(entries), None
+    for number, (entry, position) in enumerate(zip(entries, positions)):
+        if not entry.pos <= position <= entry.pos + _INDEX_SLACK:
+            return len(entries), number
+    return len(entries), len(positions)
 
 
 def _frame_layout(frame: av.VideoFrame) -> tuple[int, int, int]:

@@ -238,4 +238,6 @@ class VideoWriter:
         try:
             self._container.mux(packets)
         except av.FFmpegError as error:
+            if isinstance(error, OSError):
+                raise  # a failed system call (a full disk): the caller names its output and the cause
             raise OutputError(f"cannot write video {self.path}: {error}") from None

@@ -16,6 +16,7 @@ Training checkpoints add a ``training`` entry (optimizer state, step, random sta
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -129,10 +130,52 @@ def save_model(
     metadata: dict,
     training: dict | None = None,
 ) -> Path:
-    """Write a model file atomically (a reader never sees half a file), replacing any existing one."""
+    """Write a model file atomically (a reader never sees half a file), replacing any existing one.
+
+    Raises :class:`~wormclean.errors.ModelFileError` if a weight is not finite (a training run that diverged),
+    and :class:`~wormclean.errors.OutputError` if the file cannot be written (a full disk, say).
+    """
+    payload = model_payload(net, normalisation, metadata, training)
+    _check_finite(payload["state_dict"], f"the model for {path}")
+    # Serialised in memory first: torch.save reports a failed write without its cause, Python's write with it.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_output(path, overwrite=True) as temporary:
-        torch.save(model_payload(net, normalisation, metadata, training), temporary)
+        temporary.write_bytes(buffer.getbuffer())
     return Path(path)
+
+
+def _check_finite(state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`ModelFileError` if a floating-point tensor of ``state_dict`` holds NaN or infinity."""
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(f"{what} has weights that are not finite numbers ({name}); training diverged")
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _weights_mismatch(expected: dict[str, torch.Tensor], given: dict) -> str | None:
+    """What keeps ``given`` weights from fitting a net whose state dict is ``expected``, or None if they fit."""
+
+    def names(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    wrong = [
+        key
+        for key in expected
+        if key in given and tuple(getattr(given[key], "shape", ())) != tuple(expected[key].shape)
+    ]
+    parts = [
+        f"{len(keys)} {what} ({names(keys)})"
+        for keys, what in ((missing, "missing"), (unexpected, "unexpected"), (wrong, "of the wrong shape"))
+        if keys
+    ]
+    return "weights " + "; ".join(parts) if parts else None
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ModelFile:
@@ -156,9 +199,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         config = UNetConfig(**payload["architecture"])
         normalisation = Normalisation(**payload["normalisation"])
         net = UNet(config)
+        mismatch = _weights_mismatch(net.state_dict(), payload["state_dict"])
+        if mismatch is not None:
+            raise ModelFileError(f"{path} does not fit its architecture {config}: {mismatch}")
         net.load_state_dict(payload["state_dict"], strict=True)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
-        raise ModelFileError(f"{path} is a damaged wormclean model file ({error})".splitlines()[0]) from None
+        raise ModelFileError(f"{path} is a damaged wormclean model file ({_one_line(error)})") from None
+    _check_finite(payload["state_dict"], str(path))
     net.eval()
     return ModelFile(
         net=net,

@@ -23,7 +23,8 @@ import numpy as np
 from wormclean import __version__
 from wormclean.errors import OutputError, SettingsError, WormcleanError
 from wormclean.io import open_video
-from wormclean.io.atomic import atomic_output, check_output_path
+from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
+from wormclean.io.images import check_image_name, encode_image
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, resolve_model
@@ -144,6 +145,10 @@ def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
     Raises :class:`SettingsError` if one file is named for several videos, or two videos share a name.
     """
     output = Path(output)
+    if output.suffix and output.suffix.lower() not in OUTPUT_SUFFIXES and not output.is_dir():
+        raise SettingsError(
+            f"-o {output}: give an .hdf5 or .h5 file, or a folder (a new one without an extension, or an existing one)"
+        )
     if output.suffix.lower() in OUTPUT_SUFFIXES:
         if len(videos) != 1:
             raise SettingsError(f"-o {output} names one file, but there are {len(videos)} videos; give a folder")
@@ -311,9 +316,10 @@ def mask_video(
             "sha256": file_sha256(model_path) if model_path else None,
             "metadata": cleaner.model.metadata,
         }
-        with atomic_output(output, overwrite) as temporary:
+        # HDF5 crashes the process when it cannot write (a full disk); FailSafeFile keeps that error for us.
+        with atomic_output(output, overwrite) as temporary, FailSafeFile(temporary) as file:
             writer = MaskedVideoWriter(
-                temporary,
+                file,
                 reader.height,
                 reader.width,
                 fps=reader.fps,
@@ -339,6 +345,7 @@ def mask_video(
                     for index, frame, worms in masks:
                         check.frame(frame, worms)
                         stage.frame(index, frame, worms)
+                        file.check()  # stop at a full disk rather than at the end of the video
                         if progress is not None:
                             progress(index + 1, reader.n_frames)
                 stage.finish()
@@ -440,12 +447,14 @@ def write_preview(
     n_frames: int = 3,
     overwrite: bool = False,
     bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
-) -> Path:
+) -> tuple[Path, int]:
     """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file.
 
     The backgrounds are those ``wormclean mask`` would use with the same settings and ``bgnd_interval``.
+    Returns the image's path and the number of frames drawn: fewer than ``n_frames`` in a shorter video, or
+    one that breaks before some of them.
     """
-    output = check_output_path(output, overwrite)
+    output = check_image_name(check_output_path(output, overwrite))
     with open_video(video) as reader:
         indices = sorted({round(i) for i in np.linspace(0, reader.n_frames - 1, n_frames)})
         frames = [frame for _, frame in reader.read(indices)]
@@ -458,12 +467,7 @@ def write_preview(
     else:
         backgrounds, stats = [made[index].background for index in indices], [made[index].stats for index in indices]
     masks = [cleaner.segment(*args) for args in zip(frames, backgrounds, stats)]
-    image = preview_image(frames, backgrounds, masks)
+    data = encode_image(preview_image(frames, backgrounds, masks), output)
     with atomic_output(output, overwrite) as temporary:
-        try:
-            written = cv2.imwrite(str(temporary), image)
-        except cv2.error:
-            written = False
-        if not written:
-            raise OutputError(f"cannot write the image {output} (use a .png file name)")
-    return output
+        temporary.write_bytes(data)
+    return output, len(frames)

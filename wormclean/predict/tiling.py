@@ -177,15 +177,15 @@ def plan_tiles(
     height, width = (int(size) for size in frame_shape)
     if height < 1 or width < 1:
         raise ValueError(f"frame shape must be positive, got {frame_shape}")
-    tile_h, tile_w = (tile_size, tile_size) if np.isscalar(tile_size) else tile_size
-    tile_h, tile_w = int(tile_h) // multiple * multiple, int(tile_w) // multiple * multiple
+    asked_h, asked_w = (tile_size, tile_size) if np.isscalar(tile_size) else tile_size
+    tile_h, tile_w = int(asked_h) // multiple * multiple, int(asked_w) // multiple * multiple
     halo = halo_for(receptive_field_radius, multiple)
     padded = (round_up(height, multiple), round_up(width, multiple))
     smallest = min_tile_size(receptive_field_radius, multiple)
-    for tile, length in ((tile_h, padded[0]), (tile_w, padded[1])):
+    for asked, tile, length in ((asked_h, tile_h, padded[0]), (asked_w, tile_w, padded[1])):
         if tile < length and tile < smallest:
             raise SettingsError(
-                f"tile size {tile} is too small for this net: tiles need at least {smallest} pixels "
+                f"tile size {asked} is too small for this net: tiles need at least {smallest} pixels "
                 f"(a halo of {halo} on each side)"
             )
     tile_h, rows = _axis_windows(padded[0], tile_h, halo, multiple)

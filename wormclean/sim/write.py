@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wormclean.errors import OutputError
-from wormclean.io.atomic import atomic_output, check_output_path
+from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
 from wormclean.io.writer import EncoderSettings, VideoWriter
 from wormclean.sim.render import Simulation
 from wormclean.sim.settings import SimulationSettings
@@ -72,11 +72,13 @@ def write_simulation(
     with atomic_output(video, overwrite) as video_part, atomic_output(truth, overwrite) as truth_part:
         with (
             VideoWriter(video_part, settings.fps, encoder or SIMULATION_ENCODER) as writer,
-            TruthWriter(truth_part, settings, simulation.background, simulation.immobile, simulation.gain) as labels,
+            FailSafeFile(truth_part) as truth_file,  # HDF5 crashes the process when it cannot write
+            TruthWriter(truth_file, settings, simulation.background, simulation.immobile, simulation.gain) as labels,
         ):
             for index, (frame, frame_labels) in enumerate(simulation.frames()):
                 writer.write(frame)
                 labels.write(index, frame_labels)
+                truth_file.check()
                 if progress is not None:
                     progress(index + 1)
     log.info("wrote %s and %s", video, truth)

@@ -15,6 +15,7 @@ import numpy as np
 
 from wormclean.errors import SettingsError
 from wormclean.io.atomic import atomic_output
+from wormclean.io.images import encode_image
 from wormclean.stills.colour import bit_depth_of
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -59,7 +60,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     if image.ndim == 3:
         code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
         image = cv2.cvtColor(image, code)
+    data = encode_image(image, path)
     with atomic_output(path, overwrite) as temporary:
-        if not cv2.imwrite(str(temporary), image):
-            raise SettingsError(f"cannot write {Path(path).name} in this format at {image.dtype}")
+        temporary.write_bytes(data)
     return Path(path)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ import numpy as np
 
 from wormclean import __version__
 from wormclean.errors import OutputError, SettingsError
+from wormclean.io.atomic import check_folder_writable, output_lock, partial_path, remove_partial, write_failure
+from wormclean.io.images import encode_image
 from wormclean.stills.colour import ColourSpace
 
 FORMAT = "wormclean-crops"
@@ -78,12 +79,16 @@ class CropsWriter:
                 raise OutputError(f"{self.path} exists; use --overwrite to replace it")
             if self.path.is_file() or (any(self.path.iterdir()) and not (self.path / INDEX_NAME).is_file()):
                 raise OutputError(f"{self.path} exists and is not a crops folder; it will not be replaced")
-        if not self.path.parent.is_dir():
-            raise OutputError(f"output folder {self.path.parent} does not exist")
+        check_folder_writable(self.path.parent)
         self.colour_space = colour_space
-        self.temporary = self.path.with_name(f".{self.path.name}.partial")
-        shutil.rmtree(self.temporary, ignore_errors=True)
-        self.temporary.mkdir()
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(output_lock(self.path))
+        self.temporary = partial_path(self.path)
+        try:
+            self.temporary.mkdir()
+        except OSError as error:
+            self._lock.close()
+            raise write_failure(self.path, error) from None
         self.images: dict[str, dict] = {}
         self.crops: list[dict] = []
         self.backgrounds: list[dict] = []
@@ -93,16 +98,20 @@ class CropsWriter:
         return self
 
     def __exit__(self, kind, error, trace) -> None:
-        shutil.rmtree(self.temporary, ignore_errors=True)
+        remove_partial(self.temporary)
+        self._lock.close()
 
     def _write(self, folder: str, image_name: str, pixels: np.ndarray, alpha: np.ndarray) -> str:
         stem = Path(image_name).stem
         number = self._numbers[(folder, stem)]
         self._numbers[(folder, stem)] += 1
         relative = f"{folder}/{stem}_{number:03d}.png"
-        (self.temporary / folder).mkdir(exist_ok=True)
-        if not cv2.imwrite(str(self.temporary / relative), _encode(pixels, alpha)):
-            raise OutputError(f"cannot write {self.temporary / relative}")
+        data = encode_image(_encode(pixels, alpha), relative)
+        try:
+            (self.temporary / folder).mkdir(exist_ok=True)
+            (self.temporary / relative).write_bytes(data)
+        except OSError as error:
+            raise write_failure(self.path, error) from None
         return relative
 
     def add_image(self, image_name: str, shape: tuple[int, int], background_level: np.ndarray) -> None:
@@ -144,15 +153,15 @@ class CropsWriter:
             "crops": self.crops,
             "backgrounds": self.backgrounds,
         }
-        with open(self.temporary / INDEX_NAME, "w") as handle:
-            json.dump(index, handle, indent=1)
-        old = self.path.with_name(f".{self.path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            os.replace(self.path, old)
-        os.replace(self.temporary, self.path)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(old)
+        old = partial_path(self.path.with_name(f"{self.path.name}.old"))
+        try:
+            (self.temporary / INDEX_NAME).write_text(json.dumps(index, indent=1))
+            if self.path.exists():
+                os.replace(self.path, old)
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            raise write_failure(self.path, error) from None
+        remove_partial(old)
         return self.path
 
 

@@ -27,8 +27,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from wormclean.data.training_data import TrainingData
-from wormclean.errors import SettingsError
-from wormclean.io.atomic import atomic_output
+from wormclean.errors import SettingsError, TrainingError
+from wormclean.io.atomic import atomic_output, check_folder_writable
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import ModelFile, Normalisation, load_model, save_model
 from wormclean.model.unet import UNet, UNetConfig
@@ -64,13 +64,18 @@ class TrainSettings:
             raise SettingsError(f"--steps must be at least 1, got {self.steps}")
         if self.batch_size < 1:
             raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
+        for name in ("width", "depth"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SettingsError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise SettingsError(f"--seed must be 0 or more, got {self.seed}")
         if self.workers < 0:
             raise SettingsError(f"--workers must be 0 or more, got {self.workers}")
         if self.validate_every < 1:
             raise SettingsError(f"validate_every must be at least 1, got {self.validate_every}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise SettingsError(f"the time limit must be positive, got {self.time_limit_s}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
+        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
             raise SettingsError(f"the learning rate must be positive, got {self.learning_rate}")
 
     @property
@@ -122,8 +127,8 @@ def _build_net(data: TrainingData, settings: TrainSettings, start: ModelFile | N
         config = UNetConfig(
             in_channels=data.in_channels,
             out_channels=data.in_channels,
-            width=settings.width or 48,
-            depth=settings.depth or 5,
+            width=settings.width if settings.width is not None else 48,
+            depth=settings.depth if settings.depth is not None else 5,
         )
         torch.manual_seed(settings.seed)
         return UNet(config)
@@ -234,8 +239,13 @@ def train(
     ``.last.pt`` checkpoint: weights, optimizer state, step, best loss and random state. The data stream after
     a resume is seeded from the run's seed and the step it resumes at. Ctrl-C saves the latest state and
     returns with ``interrupted`` set.
+
+    Raises :class:`~wormclean.errors.OutputError` before any training if the output folder is missing or not
+    writable, and :class:`~wormclean.errors.TrainingError` if the loss or the weights stop being finite (the
+    checkpoints saved before are kept; nothing that diverged is saved).
     """
     paths = output_paths(output)
+    check_folder_writable(paths["best"].parent)
     device = resolve_device(settings.device)
     use_amp = device.type == "cuda"
     start = load_model(resume or init) if (resume or init) else None
@@ -283,9 +293,22 @@ def train(
     window_start, window_patches = started, 0
     running, val_loss, rate, interrupted = None, None, 0.0, False
 
+    saved_step = step if resume else None
+
+    def diverged(what: str) -> TrainingError:
+        kept = f"{paths['last']} keeps step {saved_step}" if saved_step is not None else "no checkpoint was saved"
+        return TrainingError(
+            f"training diverged at step {step}: {what}; {kept}. Try a smaller --learning-rate "
+            f"(this run used {settings.lr:g})"
+        )
+
     def save(current_val: float | None, sign: float | None, periodic: bool = True) -> None:
         """Write ``.last.pt``; also the best model when validation improved (or there is no validation)."""
-        nonlocal best_val
+        nonlocal best_val, saved_step
+        if not all(bool(torch.isfinite(parameter).all()) for parameter in net.parameters()):
+            raise diverged("the weights are no longer finite numbers")
+        if current_val is not None and not math.isfinite(current_val):
+            raise diverged(f"the validation loss is {current_val}")
         improved = periodic and (current_val is None or current_val < best_val)
         if improved and current_val is not None:
             best_val = current_val
@@ -301,6 +324,7 @@ def train(
         save_model(paths["last"], net, normalisation, metadata, training=training_state)
         if improved or not paths["best"].exists():
             save_model(paths["best"], net, normalisation, metadata)
+        saved_step = step
 
     net.train()
     try:
@@ -318,6 +342,8 @@ def train(
             step += 1
             window_patches += source.shape[0]
             value = loss.item()
+            if not math.isfinite(value):
+                raise diverged(f"the training loss is {value}")
             running = value if running is None else 0.95 * running + 0.05 * value
             now = time.perf_counter()
             if now - window_start > 2 or step == settings.steps:
