@@ -217,7 +217,9 @@ def mask(
     show_default=True,
     help="How many frames, evenly spaced through the video.",
 )
-@click.option("--bgnd-interval", type=Span(), default=DEFAULT_BGND_INTERVAL, show_default=True, help="As for 'wormclean mask'.")
+@click.option(
+    "--bgnd-interval", type=Span(), default=DEFAULT_BGND_INTERVAL, show_default=True, help="As for 'wormclean mask'."
+)
 @_segment_options
 @overwrite_option
 @quiet_option

@@ -139,7 +139,9 @@ class BlobFeatures:
     width: np.ndarray  # median thickness along the centreline, pixels
     length: np.ndarray  # centreline (skeleton) pixels
     ends: np.ndarray  # centreline ends, spurs pruned: 2 for a lone worm, 0 for a ring, more for X, T and crossings
+    straightness: np.ndarray  # longest side of the centreline's bounding rectangle over its length: 1 for a line
     contrast: np.ndarray
+    boxes: np.ndarray  # (n_blobs, 4) int: top, left, bottom, right (exclusive) of each blob
     labels: np.ndarray  # int32 (H, W), blob k has label k + 1
 
 
@@ -160,27 +162,50 @@ def blob_features(mask: np.ndarray, signal: np.ndarray, min_area: int = 1) -> Bl
     relabel = np.zeros(n_labels, np.int32)
     relabel[keep] = np.arange(1, len(keep) + 1, dtype=np.int32)
     labels = relabel[labels]
-    widths, lengths, ends, contrasts = [], [], [], []
-    for index, box in enumerate(_boxes(labels, len(keep)), start=1):
+    widths, lengths, ends, straightness, contrasts = [], [], [], [], []
+    boxes = _boxes(labels, len(keep))
+    for index, box in enumerate(boxes, start=1):
         blob = np.pad(labels[box] == index, 1)
         distance = cv2.distanceTransform(blob.astype(np.uint8), cv2.DIST_L2, 3)
         skeleton = skeletonize(blob)
         # A body's thickness along its centreline: the distance to the edge is half the width there.
         widths.append(2.0 * float(np.median(distance[skeleton])) if skeleton.any() else 2.0 * float(distance.max()))
-        lengths.append(float(np.count_nonzero(skeleton)))
+        lengths.append(_skeleton_length(skeleton))
         ends.append(_count_ends(skeleton, spur=round(widths[-1])))
+        points = cv2.findNonZero(skeleton.astype(np.uint8))
+        straightness.append(max(cv2.minAreaRect(points)[1]) / lengths[-1] if points is not None else 0.0)
         contrasts.append(float(np.percentile(signal[box][blob[1:-1, 1:-1]], 75)))
     return BlobFeatures(
         areas[keep].astype(np.float64),
         np.array(widths),
         np.array(lengths),
         np.array(ends),
+        np.array(straightness),
         np.array(contrasts),
+        np.array([[r.start, c.start, r.stop, c.stop] for r, c in boxes], dtype=np.int64).reshape(-1, 4),
         labels,
     )
 
 
 _NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32)
+
+
+def _skeleton_length(skeleton: np.ndarray) -> float:
+    """Length of a one-pixel-wide skeleton in pixels: the links between neighbouring pixels, a diagonal one
+    counted as sqrt(2), except a diagonal whose two pixels are also joined through an orthogonal neighbour (the
+    corner of a staircase step, which the path takes by its two orthogonal links)."""
+    padded = np.pad(skeleton.astype(bool), 1)
+    centre = padded[1:-1, 1:-1]
+
+    def shifted(dy: int, dx: int) -> np.ndarray:
+        return padded[1 + dy : padded.shape[0] - 1 + dy, 1 + dx : padded.shape[1] - 1 + dx]
+
+    orthogonal = np.count_nonzero(centre & shifted(0, 1)) + np.count_nonzero(centre & shifted(1, 0))
+    diagonal = 0
+    for dx in (1, -1):
+        linked = centre & shifted(1, dx)
+        diagonal += np.count_nonzero(linked & ~(shifted(0, dx) | shifted(1, 0)))
+    return max(1.0, orthogonal + math.sqrt(2) * diagonal)
 
 
 def _count_ends(skeleton: np.ndarray, spur: int) -> int:
@@ -239,8 +264,10 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     most three worms long, and as dark as half a worm to 2.5 times. A blob of less than two worms' area
     must also have a centreline with two ends, as a lone worm has (one, for a worm curled onto itself), once
     spurs shorter than a body width are pruned; a larger one of other shape (worms touching) must be nearly as
-    dark as a worm (three quarters). Rings, rims and marker lines are too long, fibres and scratches too thin, lawn
-    patches too wide or faint, letters too thick, stubby, branched (X) or closed (O).
+    dark as a worm (three quarters). A straight one longer than one and a half worms is a line. Rings, rims and
+    marker lines are too long, fibres and scratches too thin, lawn patches too wide or faint, letters too thick,
+    stubby, branched (X) or closed (O); letters of worm-like strokes are told by their rows
+    (:func:`in_text_rows`).
     """
     slender = stats.length / max(stats.width, 1.0)
     return (
@@ -250,6 +277,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
         & (features.width <= max(1.4 * stats.width, stats.width + 1.0))
         & (features.length >= 0.5 * slender * features.width)
         & (features.length <= 3.0 * stats.length)
+        & ((features.straightness < 0.9) | (features.length <= 1.5 * stats.length))
         & (
             ((features.ends >= 1) & (features.ends <= 2))
             | ((features.area >= 2.0 * stats.area) & (features.contrast >= 0.75 * stats.contrast))
@@ -257,6 +285,42 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
         & (features.contrast >= 0.5 * stats.contrast)
         & (features.contrast <= 2.5 * stats.contrast)
     )
+
+
+def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
+    """Which blobs stand in a row of three or more of like height, as the letters of a label or watermark do:
+    bool ``(n_blobs,)``.
+
+    Two blobs of at least a quarter of a worm's area are neighbours in a row when their heights differ by at
+    most a factor of two, their vertical centres by less than a third of the taller one's height, and the gap
+    between them is less than that height.
+    """
+    top, left, bottom, right = features.boxes.T.astype(np.float64) if len(features.boxes) else (np.zeros(0),) * 4
+    height = bottom - top
+    big = features.area >= 0.25 * stats.area
+    groups = np.arange(len(height))
+
+    def root(index: int) -> int:
+        while groups[index] != index:
+            groups[index] = groups[groups[index]]
+            index = groups[index]
+        return index
+
+    for first in np.flatnonzero(big):
+        for second in np.flatnonzero(big):
+            if second <= first:
+                continue
+            tall = max(height[first], height[second])
+            gap = max(left[second] - right[first], left[first] - right[second])
+            if (
+                min(height[first], height[second]) * 2 >= tall
+                and abs((top[first] + bottom[first]) - (top[second] + bottom[second])) / 2 < tall / 3
+                and gap < tall
+            ):
+                groups[root(first)] = root(second)
+    roots = np.array([root(index) for index in range(len(height))], dtype=np.int64)
+    sizes = np.bincount(roots, minlength=len(height)) if len(height) else np.zeros(0, np.int64)
+    return big & (sizes[roots] >= 3) if len(height) else np.zeros(0, bool)
 
 
 @dataclass(frozen=True)
@@ -291,12 +355,14 @@ def fuse_backgrounds(
     removed = worm_signal(temporal, net, dark_worms, compensate_flicker=False)  # > 0 where the net removes
     candidates = apply_hysteresis_threshold(removed, 0.5 * delta, delta)
     features = blob_features(candidates, removed)
-    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats)) + 1)
+    letters = in_text_rows(features, stats)
+    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~letters) + 1)
     # A worm touching a fibre or a track joins it into one region too long to be a worm: open the regions left
     # over with a disc thinner than a worm, which takes the thin structure off, and look at the pieces again.
     radius = max(1, round(0.35 * stats.width))
     thin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    rest = cv2.morphologyEx((candidates & ~chosen).astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
+    text = np.isin(features.labels, np.flatnonzero(letters) + 1)
+    rest = cv2.morphologyEx((candidates & ~chosen & ~text).astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
     pieces = blob_features(rest, removed)
     chosen |= np.isin(pieces.labels, np.flatnonzero(is_worm_like(pieces, stats)) + 1)
     n_worms = label_components(chosen)[0] - 1

@@ -1,0 +1,193 @@
+"""The background from the video and the net together (``--background fused``), against the net alone."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from wormclean.io import open_video
+from wormclean.predict.cleaner import Cleaner
+from wormclean.predict.windows import plan_windows
+from wormclean.segment.background import (
+    WormStats,
+    blob_features,
+    calibrate_worms,
+    fuse_backgrounds,
+    is_worm_like,
+    temporal_background,
+)
+from wormclean.segment.metrics import MaskScores
+from wormclean.segment.threshold import clean_mask
+from wormclean.sim import SimulationSettings, read_truth, write_simulation
+
+
+def test_windows_sample_keyframes_when_there_are_enough():
+    keyframes = list(range(0, 10000, 250))  # 40 keyframes, x264's default GOP
+    windows = plan_windows(10000, 1000, keyframes, span_frames=7500, n_samples=21)
+    assert [w.start for w in windows] == list(range(0, 10000, 1000)) and windows[-1].stop == 10000
+    for window in windows:
+        assert set(window.samples) <= set(keyframes) and len(window.samples) == 21
+        assert min(window.samples) <= window.start and max(window.samples) >= window.stop - 250
+    # Few keyframes (a short clip): frames spread over the span, the whole video here.
+    short = plan_windows(80, 1000, [0, 24, 48, 72], span_frames=7500, n_samples=21)
+    assert len(short) == 1 and short[0].samples[0] == 0 and short[0].samples[-1] == 79 and len(short[0].samples) == 21
+    # Every frame cheap (image folders): the span around each window, inside the video.
+    folder = plan_windows(100, 10, None, span_frames=30, n_samples=5)
+    assert folder[0].samples == (0, 7, 14, 22, 29) and folder[-1].samples[-1] == 99
+
+
+def test_temporal_background_keeps_the_plate_and_drops_moving_worms_and_flicker():
+    rng = np.random.default_rng(0)
+    plate = np.full((64, 64), 180.0, np.float32)
+    plate[30:34, :] = 120.0  # a static line: must stay
+    frames = []
+    for index in range(9):
+        frame = plate * (1 + 0.05 * rng.standard_normal())  # flicker
+        frame[5:9, 6 * index: 6 * index + 6] = 60.0  # a worm crawling along
+        frames.append(np.clip(frame + rng.normal(0, 1, plate.shape), 0, 255).astype(np.uint8))
+    background = temporal_background(frames)
+    assert np.abs(background - plate * np.median([np.median(f) for f in frames]) / 180.0).max() < 6
+
+
+def _shape(draw, size=160) -> np.ndarray:
+    image = np.zeros((size, size), np.uint8)
+    draw(image)
+    return image.astype(bool)
+
+
+def test_worm_like_regions_are_worms_and_rings_lines_and_letters_are_not():
+    def worm(image):
+        points = np.array([[20 + 2 * t, 48 + 6 * np.sin(t / 4)] for t in range(28)], np.int32)
+        cv2.polylines(image, [points], False, 1, thickness=5)
+
+    regions = {
+        "worm": _shape(worm),
+        "ring": _shape(lambda image: cv2.circle(image, (48, 48), 30, 1, thickness=5)),
+        "marker line": _shape(lambda image: cv2.line(image, (2, 10), (158, 150), 1, thickness=5)),
+        "fibre": _shape(lambda image: cv2.line(image, (10, 20), (70, 40), 1, thickness=1)),
+        "letter X": _shape(lambda image: cv2.putText(image, "X", (30, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 1, 5)),
+        "letter O": _shape(lambda image: cv2.putText(image, "O", (30, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 1, 5)),
+    }
+    reference = blob_features(regions["worm"], regions["worm"] * 40.0)
+    stats = WormStats(1, reference.area[0], reference.width[0], reference.length[0], 40.0, "video")
+    verdicts = {}
+    for name, region in regions.items():
+        features = blob_features(region, region * 40.0)
+        assert len(features.area) == 1, name
+        verdicts[name] = bool(is_worm_like(features, stats)[0])
+    assert verdicts == {name: name == "worm" for name in regions}
+    faint = blob_features(regions["worm"], regions["worm"] * 10.0)  # a quarter as dark: a lawn patch, a shadow
+    assert not is_worm_like(faint, stats)[0]
+
+
+def test_blob_cleaning_keeps_a_ring_open_and_fills_a_curled_worm():
+    ring = _shape(lambda image: cv2.circle(image, (48, 48), 30, 1, thickness=3))
+    curl = _shape(lambda image: cv2.circle(image, (48, 48), 5, 1, thickness=3))
+    assert not clean_mask(ring, 10, max_hole=200)[48, 48]
+    assert clean_mask(curl, 10, max_hole=200)[48, 48]
+    assert clean_mask(ring, 10)[48, 48]  # without a limit, every hole is filled
+    assert not clean_mask(ring, 10, max_area=1000).any()  # and a largest blob drops it
+
+
+@pytest.fixture(scope="module")
+def structured_plate(tmp_path_factory, tiny_video_settings):
+    """Tiny-net scale: a plate with a ring, a marker line, fibres and text, half its worms immobile. The seed is
+    the first (of 0-39) where no immobile worm comes within 4 pixels of a structure (a worm lying on a ring is
+    not told apart from it) and the true background scores F1 and immobile recall above 0.96 (no worms touching;
+    the test checks it)."""
+    video = tmp_path_factory.mktemp("fused") / "plate.mp4"
+    settings = {**tiny_video_settings, "size": 192, "n_frames": 30, "n_worms": 6, "immobile_fraction": 0.5,
+                "n_rings": 1, "n_marks": 1, "n_fibres": 3, "text": True, "seed": 15}  # fmt: skip
+    write_simulation(video, SimulationSettings(**settings))
+    return video, read_truth(video, in_memory=True)
+
+
+def scores(cleaner: Cleaner, video, truth, report=None) -> MaskScores:
+    immobile = list(np.nonzero(truth.immobile)[0] + 1)
+    result = MaskScores()
+    for index, _, worms in cleaner.iter_masks(video, report=report):
+        result.add(worms, truth.labels[index], immobile)
+    return result
+
+
+def test_fused_keeps_static_structure_out_and_finds_the_immobile_worms(trained_video_model, structured_plate):
+    video, truth = structured_plate
+    report: dict = {}
+    fused = scores(Cleaner.load(trained_video_model, device="cpu"), video, truth, report)
+    net = scores(Cleaner.load(trained_video_model, device="cpu", background="net"), video, truth)
+    ceiling = Cleaner.load(trained_video_model, device="cpu")
+    with open_video(video) as reader:
+        stats = ceiling.video_backgrounds(reader, [0])[0].stats
+        true = MaskScores()
+        for index, frame in reader.frames():
+            true.add(ceiling.segment(frame, truth.background, stats), truth.labels[index],
+                     list(np.nonzero(truth.immobile)[0] + 1))
+    assert true.f1 > 0.95 and true.tracked_recall > 0.95  # the plate allows it
+    assert report["background"] == "fused" and report["windows"][0]["worm_stats"]["source"] == "video"
+    assert report["windows"][0]["immobile_worm_regions"] >= 3
+    assert fused.tracked_recall >= 0.9
+    assert fused.precision >= 0.9 and fused.f1 >= 0.9
+    # The tiny net never saw rings, lines or text: they come back as worms from its background alone.
+    assert net.precision <= fused.precision - 0.2
+
+
+def test_temporal_alone_loses_the_immobile_worms(trained_video_model, structured_plate):
+    video, truth = structured_plate
+    temporal = scores(Cleaner.load(trained_video_model, device="cpu", background="temporal"), video, truth)
+    assert temporal.tracked_recall <= 0.1 and temporal.precision >= 0.9
+
+
+def test_too_few_frames_fall_back_to_the_net_with_one_warning(trained_video_model, tmp_path, caplog,
+                                                              tiny_video_settings):
+    video = tmp_path / "short.mp4"
+    write_simulation(video, SimulationSettings(**{**tiny_video_settings, "n_frames": 5}))
+    report: dict = {}
+    with caplog.at_level(logging.WARNING):
+        masks = list(Cleaner.load(trained_video_model, device="cpu").iter_masks(video, report=report))
+    assert len(masks) == 5 and report["background"] == "net" and "5 frames" in report["fallback"]
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "using the net's background alone" in warnings[0]
+
+
+def test_a_moving_stage_falls_back_to_the_net(trained_video_model, tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    scene = cv2.GaussianBlur(rng.uniform(0, 255, (400, 400)).astype(np.float32), (0, 0), 1.5)
+    folder = tmp_path / "tracking"
+    folder.mkdir()
+    for index in range(12):  # the stage follows a worm: the field slides by 8 pixels a frame
+        cv2.imwrite(str(folder / f"{index:03d}.png"), scene[100:228, 8 * index: 8 * index + 128].astype(np.uint8))
+    report: dict = {}
+    with caplog.at_level(logging.WARNING):
+        list(Cleaner.load(trained_video_model, device="cpu").iter_masks(folder, report=report))
+    assert report["background"] == "net" and "moving stage" in report["fallback"]
+
+
+def test_fusion_uses_the_net_only_in_worm_like_regions():
+    temporal = np.full((80, 80), 200.0, np.float32)
+    net = temporal.copy()
+    temporal[20:24, 10:40] = 150.0  # an immobile worm the net removes
+    temporal[50:53, 0:80] = 150.0  # a scratch across the field the net blurs away
+    moving = [temporal.copy() for _ in range(3)]
+    for index, frame in enumerate(moving):
+        frame[60 + 5 * index: 64 + 5 * index, 30:60] = 150.0  # moving worms, as the calibration sees them
+    stats = calibrate_worms([frame.astype(np.uint8) for frame in moving], temporal, True, 10.0)
+    assert stats is not None and stats.source == "video" and 100 <= stats.area <= 130
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 1
+    assert np.all(fusion.background[20:24, 10:40] == 200.0)  # the worm is gone from the background
+    assert np.all(fusion.background[50:53, :] == 150.0)  # the scratch stays in it
+
+
+def test_no_worm_found_is_said_once(trained_video_model, tmp_path, caplog, tiny_video_settings):
+    from wormclean.predict.pipeline import MaskSettings, mask_video
+
+    video = tmp_path / "empty.mp4"
+    write_simulation(video, SimulationSettings(**{**tiny_video_settings, "n_worms": 0, "n_fibres": 0}))
+    with caplog.at_level(logging.WARNING):
+        result = mask_video(video, tmp_path / "empty.hdf5", MaskSettings(model=str(trained_video_model)))
+    assert result.n_frames == 24
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "no worm found in any of its 24 frames" in warnings[0] and "--delta" in warnings[0]
