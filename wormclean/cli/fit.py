@@ -33,7 +33,8 @@ LAG_HELP = (
               help="Model file to write (the best by validation loss); NAME.last.pt, NAME.log.csv and "
                    "NAME.loss.png are written beside it.")
 @click.option("--lag", type=Span(), default=None, help=LAG_HELP, show_default=False)
-@click.option("--steps", default=10000, type=click.IntRange(min=1), help="Training steps (batches).")
+@click.option("--steps", default=None, type=click.IntRange(min=1), show_default=False,
+              help="Training steps (batches) [default: 10000 from scratch, 500 when fine-tuning (--init)].")
 @click.option("--batch-size", default=16, type=click.IntRange(min=1), help="Patches per step.")
 @click.option("--patch-size", default=256, type=click.IntRange(min=16),
               help="Side of the square training patches (pixels).")
@@ -59,8 +60,12 @@ LAG_HELP = (
 @click.option("--seed", default=0, type=SEED, help="Random seed (weights, sampling).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue an interrupted run from its NAME.last.pt file.")
-@click.option("--init", "init_model", default=None,
-              help="Start from this model (a file or a registered name such as 'default') to fine-tune it.")
+@click.option("--init", "init_model", default=None, show_default=False,
+              help="Start from this model (a file or a registered name such as 'default') to fine-tune it "
+                   "[default on a CPU without --width/--depth: 'default', the shipped model; else from scratch].")
+@click.option("--exclude-immobile/--include-immobile", default=True,
+              help="Leave the immobile worms of each video (found as 'wormclean mask' finds them, with the "
+                   "--init model or the shipped one) out of the loss, so that the net does not learn to keep them.")
 @click.option("--crops", "crops_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Train a still-image model on synthetic pairs from this crops folder (see 'wormclean "
                    "crops') instead of on videos.")
@@ -76,12 +81,13 @@ LAG_HELP = (
 @quiet_option
 def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learning_rate, device, workers,
         val_fraction, validate_every, min_change, focus_changes, time_limit, seed, resume, init_model, crops_dir,
-        targets, mode, max_overlap, log_scale, dry_run, overwrite, quiet):
+        targets, mode, max_overlap, log_scale, exclude_immobile, dry_run, overwrite, quiet):
     """Train a background model on VIDEOS (files, folders searched recursively, or globs).
 
     Pairs of frames of the same video a lag apart are the input and target of an L1 loss: the net learns the
     per-pixel median, the background with the worms removed, from a single frame. No annotation is needed.
-    A good model wants a GPU (--device cuda) or, on a CPU, a narrower net (--width 16 --depth 4).
+    The paper's net from scratch wants a GPU (--device cuda); on a CPU the default is to fine-tune the shipped
+    model (500 steps, about 15 minutes on 2 cores).
     Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues.
     """
     from wormclean.io.atomic import check_folder_writable
@@ -94,6 +100,19 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
             if path.exists():
                 raise OutputError(f"{path} exists; use --overwrite to replace it or --resume to continue")
     check_folder_writable(output.parent)
+    if init_model is None and resume is None and crops_dir is None and width is None and depth is None:
+        from wormclean.model.device import resolve_device
+
+        if resolve_device(device).type == "cpu":
+            init_model = "default"
+            say("On a CPU: fine-tuning the shipped model (--init default); --width 48 trains the paper's net "
+                "from scratch instead", quiet)
+    if steps is None and resume is not None:
+        from wormclean.model.modelfile import load_model
+
+        steps = int(load_model(resume).metadata.get("train_settings", {}).get("steps", 10000))
+    if steps is None:
+        steps = 500 if init_model else 10000
     settings = TrainSettings(steps=steps, batch_size=batch_size, width=width, depth=depth,
                              learning_rate=learning_rate, device=device, workers=workers, seed=seed,
                              validate_every=validate_every,
@@ -131,8 +150,14 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
         start_step = int((load_model(resume).training or {}).get("step", 0))
     bar = progress_bar(steps, "fit", "step", quiet)
     bar.update(start_step)
+    estimated = []
 
     def report(update):
+        if not quiet and not estimated and update.step >= start_step + 3 and update.patches_per_s > 0:
+            estimated.append(True)
+            minutes = (steps - update.step) * batch_size / update.patches_per_s / 60
+            bar.write(f"about {minutes:.0f} min for {steps - update.step} more steps at "
+                      f"{update.patches_per_s:.1f} patches/s on this device", file=click.get_text_stream("stderr"))
         bar.update(update.step - bar.n)
         postfix = {"loss": f"{update.train_loss:.4f}", "patches/s": f"{update.patches_per_s:.1f}"}
         if update.val_loss is not None:
@@ -151,3 +176,13 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
     say(f"Wrote {paths['best']} (validation L1 {best}{identity}) after {result.step} steps; "
         f"log {paths['log']}, curve {paths['plot']}", quiet)
+
+
+def _immobile_finder(model_path, device):
+    """``path -> bool (H, W)`` regions of a video's immobile worms, found with ``model_path`` (None: the shipped
+    model) as 'wormclean mask' finds them."""
+    from wormclean.predict.cleaner import Cleaner
+    from wormclean.predict.windows import immobile_worm_regions
+
+    cleaner = Cleaner.load(model_path, device=device)
+    return lambda path: immobile_worm_regions(cleaner, path)

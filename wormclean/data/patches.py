@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,8 @@ class LaggedPatchDataset(IterableDataset):
     lag : lag as frames or seconds; None for the automatic lag (see :func:`~wormclean.data.pairs.resolve_lag`)
     change_fraction : fraction of patches centred on where the pair changed most (moving worms)
     min_change : pairs whose smoothed change stays below this many grey levels are dropped
+    excluded : per video, bool ``(H, W)`` regions left out of the loss (the immobile worms, which both frames
+        of a pair show): the target is NaN there, and the trainer's loss skips NaN targets
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class LaggedPatchDataset(IterableDataset):
         refresh_every: int = 256,
         min_change: float = 0.0,
         change_fraction: float = 0.0,
+        excluded: Mapping[Path, np.ndarray] | None = None,
     ):
         super().__init__()
         self.videos = [Path(v) for v in videos]
@@ -83,6 +86,7 @@ class LaggedPatchDataset(IterableDataset):
         self.refresh_every = refresh_every
         self.min_change = min_change
         self.change_fraction = change_fraction
+        self.excluded = {Path(path): mask for path, mask in (excluded or {}).items() if mask is not None}
 
     def _worker_share(self) -> tuple[list[Path], np.random.Generator]:
         info = get_worker_info()
@@ -144,10 +148,15 @@ class LaggedPatchDataset(IterableDataset):
             top = int(rng.integers(height - size + 1))
             left = int(rng.integers(width - size + 1))
         window = (slice(top, top + size), slice(left, left + size))
-        patches = augment([frame_a[window], frame_b[window]], rng)
+        excluded = self.excluded.get(video.path)
+        extra = [pad_to(excluded.astype(np.uint8), size)[window]] if excluded is not None else []
+        patches = augment([frame_a[window], frame_b[window], *extra], rng)
+        pair = patches[:2]
         if rng.integers(2):
-            patches.reverse()
-        source, target = (torch.from_numpy(p[None].astype(np.float32)) for p in patches)
+            pair.reverse()
+        source, target = (torch.from_numpy(p[None].astype(np.float32)) for p in pair)
+        if extra:
+            target[0][torch.from_numpy(patches[2].astype(bool))] = float("nan")  # left out of the loss
         return source, target
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +45,14 @@ def video_training_data(
     n_key_frames: int = 8,
     min_change: float = 0.0,
     change_fraction: float = 0.0,
+    excluded: Callable[[Path], np.ndarray | None] | None = None,
 ) -> TrainingData:
     """Check the videos named by ``inputs`` (files, folders, globs) and build the training and validation data.
 
     Every video is opened once here so that a bad one (unreadable, shorter than the lag, of another bit depth)
     is reported before training starts. With a single video nothing can be held out: validation then uses
-    other frame pairs of the training video, which is logged.
+    other frame pairs of the training video, which is logged. ``excluded(path)``, if given, says per video which
+    pixels to leave out of the loss (see :class:`~wormclean.data.patches.LaggedPatchDataset`).
     """
     videos = find_videos(inputs)
     bit_depths: dict[int, Path] = {}
@@ -78,6 +80,7 @@ def video_training_data(
         n_key_frames=n_key_frames,
         min_change=min_change,
         change_fraction=change_fraction,
+        excluded={path: excluded(path) for path in videos} if excluded is not None else None,
     )
     dataset = LaggedPatchDataset(train_videos, seed=seed, **common)
     validation_source = LaggedPatchDataset(val_videos or train_videos, seed=seed + 7919, **common)

@@ -114,6 +114,7 @@ class WindowBackground:
     stats: WormStats
     n_candidates: int = 0  # regions the net removes from the temporal background
     n_worms: int = 0  # of those, the immobile worms: the net's background is used there
+    worm_regions: np.ndarray | None = None  # bool (H, W), where the net's background is used
 
     def report(self) -> dict:
         """Plain values for the output file."""
@@ -203,7 +204,7 @@ class WindowSchedule:
         as_frame = np.clip(np.rint(temporal), 0, np.iinfo(self.reader.dtype).max).astype(self.reader.dtype)
         net = cleaner.backgrounds([as_frame])[0]
         fusion = fuse_backgrounds(temporal, net, cleaner.dark_worms, delta, stats)
-        return WindowBackground(window, fusion.background, stats, fusion.n_candidates, fusion.n_worms)
+        return WindowBackground(window, fusion.background, stats, fusion.n_candidates, fusion.n_worms, fusion.regions)
 
     def _make_later(self, window: Window, frames: list[np.ndarray], previous: WindowBackground) -> WindowBackground:
         """A window after the first; where its temporal background does not hold, the net's background of its
@@ -296,3 +297,21 @@ class WindowSchedule:
             frames_iter.close()
             self.stopping.set()
             thread.join()
+
+
+def immobile_worm_regions(cleaner, path) -> np.ndarray | None:
+    """Where a video's immobile worms are: the regions a fused background takes from the net, made over the whole
+    video as one window. bool ``(H, W)``, or None where the video has no temporal background (then a warning).
+
+    Training leaves these out of the loss (:class:`~wormclean.data.patches.LaggedPatchDataset`): a pair of frames
+    shows an immobile worm in both, and a net that learns the pair learns to keep it.
+    """
+    with open_video(path) as reader:
+        try:
+            if reader.n_frames < MIN_TEMPORAL_FRAMES:
+                raise TemporalUnavailable(f"the video has only {reader.n_frames} frames")
+            made = WindowSchedule(cleaner, reader, reader.n_frames).backgrounds_at([0])[0]
+        except TemporalUnavailable as reason:
+            log.warning("%s: immobile worms cannot be found (%s); the whole frame is trained on", path, reason)
+            return None
+    return made.worm_regions

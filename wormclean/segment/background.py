@@ -260,7 +260,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     """Which blobs look like the worms of ``stats``: bool ``(n_blobs,)``.
 
     A worm, part of one (a head out of the lawn) or a few touching: an area from a quarter of a worm to five
-    worms, a body from 0.7 to 1.4 times a worm's thickness, as slender as half a worm or more, a centreline at
+    worms, a body from 0.75 to 1.4 times a worm's thickness, as slender as half a worm or more, a centreline at
     most three worms long, and as dark as half a worm to 2.5 times. A blob of less than two worms' area
     must also have a centreline with two ends, as a lone worm has (one, for a worm curled onto itself), once
     spurs shorter than a body width are pruned; a larger one of other shape (worms touching) must be nearly as
@@ -273,7 +273,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     return (
         (features.area >= 0.25 * stats.area)
         & (features.area <= 5.0 * stats.area)
-        & (features.width >= 0.7 * stats.width)
+        & (features.width >= 0.75 * stats.width)
         & (features.width <= max(1.4 * stats.width, stats.width + 1.0))
         & (features.length >= 0.5 * slender * features.width)
         & (features.length <= 3.0 * stats.length)
@@ -288,12 +288,12 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
 
 
 def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
-    """Which blobs stand in a row of three or more of like height, as the letters of a label or watermark do:
-    bool ``(n_blobs,)``.
+    """Which blobs stand in a row of letters, as the text of a label or watermark does: bool ``(n_blobs,)``.
 
     Two blobs of at least a quarter of a worm's area are neighbours in a row when their heights differ by at
     most a factor of two, their vertical centres by less than a third of the taller one's height, and the gap
-    between them is less than that height.
+    between them is less than that height. A row is three or more such blobs, or two that line up as a font's
+    letters do and worms by chance hardly ever: tops and bottoms within a tenth of their height.
     """
     top, left, bottom, right = features.boxes.T.astype(np.float64) if len(features.boxes) else (np.zeros(0),) * 4
     height = bottom - top
@@ -306,6 +306,7 @@ def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
             index = groups[index]
         return index
 
+    aligned = np.zeros(len(height), bool)
     for first in np.flatnonzero(big):
         for second in np.flatnonzero(big):
             if second <= first:
@@ -318,9 +319,13 @@ def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
                 and gap < tall
             ):
                 groups[root(first)] = root(second)
+                if max(abs(top[first] - top[second]), abs(bottom[first] - bottom[second])) <= max(1.0, tall / 10):
+                    aligned[[first, second]] = True
+    if not len(height):
+        return np.zeros(0, bool)
     roots = np.array([root(index) for index in range(len(height))], dtype=np.int64)
-    sizes = np.bincount(roots, minlength=len(height)) if len(height) else np.zeros(0, np.int64)
-    return big & (sizes[roots] >= 3) if len(height) else np.zeros(0, bool)
+    sizes = np.bincount(roots, minlength=len(height))
+    return big & ((sizes[roots] >= 3) | aligned)
 
 
 @dataclass(frozen=True)
@@ -328,6 +333,7 @@ class Fusion:
     """A fused background and how it was made."""
 
     background: np.ndarray  # float32 (H, W)
+    regions: np.ndarray  # bool (H, W): where the net's background is used (the immobile worms, grown)
     n_candidates: int  # regions where the net removes something dark that the temporal background holds
     n_worms: int  # of those, the ones that look like worms: there the net's background is used
     worm_pixels: int
@@ -353,25 +359,34 @@ def fuse_backgrounds(
         What a worm looks like in this video (:func:`calibrate_worms`, else :meth:`WormStats.prior`).
     """
     removed = worm_signal(temporal, net, dark_worms, compensate_flicker=False)  # > 0 where the net removes
+    # Only what is narrow, as a worm is: a broad difference (the net blurring a dish edge or a lawn rim) is taken
+    # off by a top-hat wider than a worm, so that a worm lying on it stands out on its own.
+    broad = max(2, math.ceil(1.5 * stats.width))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * broad + 1, 2 * broad + 1))
+    removed = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
     candidates = apply_hysteresis_threshold(removed, 0.5 * delta, delta)
-    features = blob_features(candidates, removed)
-    letters = in_text_rows(features, stats)
-    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~letters) + 1)
-    # A worm touching a fibre or a track joins it into one region too long to be a worm: open the regions left
-    # over with a disc thinner than a worm, which takes the thin structure off, and look at the pieces again.
+    # A worm touching a fibre or a track joins it into one region too long to be a worm: opened with a disc
+    # thinner than a worm, the thin structure comes off and the pieces are looked at again. Letters touching a
+    # line come apart the same way, so rows of letters are looked for among the opened pieces.
     radius = max(1, round(0.35 * stats.width))
     thin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    text = np.isin(features.labels, np.flatnonzero(letters) + 1)
-    rest = cv2.morphologyEx((candidates & ~chosen & ~text).astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
-    pieces = blob_features(rest, removed)
-    chosen |= np.isin(pieces.labels, np.flatnonzero(is_worm_like(pieces, stats)) + 1)
+    opened = cv2.morphologyEx(candidates.astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
+    pieces = blob_features(opened, removed)
+    letters = in_text_rows(pieces, stats)
+    text = np.isin(pieces.labels, np.flatnonzero(letters) + 1)
+    features = blob_features(candidates, removed)
+    on_text = np.zeros(len(features.area) + 1, bool)
+    on_text[np.unique(features.labels[text])] = True
+    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~on_text[1:]) + 1)
+    worm_pieces = is_worm_like(pieces, stats) & ~letters
+    chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1)
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     pixels = int(np.count_nonzero(chosen))
+    grow = max(1, math.ceil(stats.width / 2))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
     if pixels:
-        grow = max(1, math.ceil(stats.width / 2))
-        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-        region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
         lighter = np.maximum if dark_worms else np.minimum
         fused[region] = lighter(temporal[region], net[region])
-    return Fusion(fused, len(features.area), n_worms, pixels)
+    return Fusion(fused, region, len(features.area), n_worms, pixels)

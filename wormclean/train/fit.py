@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from wormclean.data.training_data import TrainingData
@@ -150,6 +149,15 @@ def _build_net(data: TrainingData, settings: TrainSettings, start: ModelFile | N
     return start.net
 
 
+def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference over the pixels whose target is a number: NaN targets (the immobile worms of
+    :class:`~wormclean.data.patches.LaggedPatchDataset`) are left out of the loss."""
+    valid = ~torch.isnan(target)
+    if bool(valid.all()):
+        return torch.mean(torch.abs(output - target))
+    return torch.abs(output - target)[valid].mean() if bool(valid.any()) else (output * 0).sum()
+
+
 def _validate(
     net: UNet, batches, normalisation: Normalisation, device: torch.device, use_amp: bool
 ) -> tuple[float, float | None]:
@@ -165,7 +173,7 @@ def _validate(
             source, target = (normalisation.forward(t.to(device)) for t in (source, target))
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 output = net(source).float()
-            losses.append(torch.mean(torch.abs(output - target)).item())
+            losses.append(l1_loss(output, target).item())
             difference = source - output
             # Objects the net removes are outliers of the difference; noise is symmetric and small.
             spread = difference.abs().median()
@@ -180,7 +188,7 @@ def _identity_loss(batches, normalisation: Normalisation) -> float | None:
     """The validation loss of a net that returns its input: what learning has to beat."""
     if not batches:
         return None
-    losses = [torch.mean(torch.abs(normalisation.forward(s) - normalisation.forward(t))).item() for s, t in batches]
+    losses = [l1_loss(normalisation.forward(s), normalisation.forward(t)).item() for s, t in batches]
     return float(np.mean(losses))
 
 
@@ -270,7 +278,6 @@ def train(
             raise SettingsError(f"{resume} is already at step {step}; ask for more --steps to continue")
     data.dataset.seed = settings.seed + step
     identity = _identity_loss(data.validation, normalisation)
-    loss_function = nn.L1Loss()
     loader = DataLoader(
         data.dataset,
         batch_size=settings.batch_size,
@@ -334,7 +341,7 @@ def train(
             if use_amp:
                 source = source.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_function(net(source).float(), target)
+                loss = l1_loss(net(source).float(), target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
