@@ -346,6 +346,24 @@ class MaskedVideoWriter:
         self.close()
 
 
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a finished wormclean output: it opens as HDF5, was made by wormclean, holds at least
+    one frame (root attribute ``n_frames``, set when the file is closed) and the provenance node written last.
+
+    Outputs only get their final name once closed (:func:`~wormclean.io.atomic.atomic_output`), so this mostly
+    guards against files damaged or copied in by other means.
+    """
+    try:
+        with h5py.File(path, "r") as file:
+            return (
+                "wormclean_version" in file.attrs
+                and int(file.attrs.get("n_frames", 0)) > 0
+                and f"provenance_tracking/{PROVENANCE_STEP}" in file
+            )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def timestamps_in_frames(pts: np.ndarray) -> np.ndarray:
     """Presentation timestamps in frames, as Tierpsy counts them: divided by the smallest step between frames.
 
