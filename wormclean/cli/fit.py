@@ -82,10 +82,17 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     Pairs of frames of the same video a lag apart are the input and target of an L1 loss: the net learns the
     per-pixel median, the background with the worms removed, from a single frame. No annotation is needed.
     A good model wants a GPU (--device cuda) or, on a CPU, a narrower net (--width 16 --depth 4).
-    Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues.
+    Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues, on any number of processes.
+
+    Several GPUs: torchrun --nproc_per_node N -m wormclean fit ... trains with DistributedDataParallel, each
+    process on its share of the patches with --batch-size patches per step (the default learning rate follows
+    the N x --batch-size of all together); rank 0 writes the files.
     """
+    from wormclean.data.shards import launched_group
     from wormclean.io.atomic import check_folder_writable
     from wormclean.train.fit import TrainSettings, output_paths, train
+
+    quiet = quiet or not launched_group().is_main  # under torchrun, rank 0 alone shows progress and results
 
     if resume and init_model:
         raise SettingsError("use either --resume (continue a run) or --init (start from a model), not both")
