@@ -62,7 +62,7 @@ def test_mask_a_folder_into_a_folder(tmp_path, videos, models):
     out = tmp_path / "out" / "masks"  # created when missing
     result = run("mask", videos, "-o", out, "--model", models["video"], "--bgnd-interval", "1s", "-q")
     assert result.exit_code == 0, result.output
-    assert sorted(path.name for path in out.iterdir()) == ["day1.hdf5", "day2.hdf5"]
+    assert sorted(path.name for path in out.iterdir()) == ["day1.hdf5", "day2.hdf5", "wormclean-batch.csv"]
     with h5py.File(out / "day1.hdf5", "r") as file:
         assert file["mask"].shape == (8, 48, 64) and file.attrs["n_frames"] == 8
         assert json.loads(file.attrs["settings"])["resolved"]["bgnd_interval_frames"] == 25
@@ -118,7 +118,7 @@ def test_one_failing_video_does_not_stop_the_others(tmp_path, videos, models):
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and str(inputs / "bad.mp4") in errors[0]
     assert f"{out / 'good.hdf5'}: 8 frames" in result.output
-    assert sorted(path.name for path in out.iterdir()) == ["good.hdf5"]
+    assert sorted(path.name for path in out.iterdir()) == ["good.hdf5", "wormclean-batch.csv"]
 
 
 def test_existing_output_needs_overwrite(tmp_path, videos, models):

@@ -3,6 +3,7 @@ types of option values (ranges, whole numbers, finite numbers, spans of frames o
 
 from __future__ import annotations
 
+import logging
 import math
 
 import click
@@ -44,6 +45,9 @@ SEED = click.IntRange(0, 2**32 - 1)
 """Random seeds: what NumPy and PyTorch both take."""
 
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+verbose_option = click.option(
+    "-v", "--verbose", count=True, help="More detail: a progress line per worker, and info messages (-vv: debug)."
+)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 device_option = click.option(
     "--device",
@@ -54,9 +58,21 @@ device_option = click.option(
 )
 
 
-def progress_bar(total: int | None, description: str, unit: str, quiet: bool) -> tqdm:
-    """A progress bar on stderr with count, rate and ETA; silent when ``quiet``."""
-    return tqdm(total=total, desc=description, unit=unit, disable=quiet, dynamic_ncols=True, leave=True)
+def progress_bar(
+    total: int | None, description: str, unit: str, quiet: bool, position: int | None = None, leave: bool = True,
+    bar_format: str | None = None,
+) -> tqdm:
+    """A progress bar on stderr with count, rate and ETA; silent when ``quiet``. ``position``: its line among
+    several bars (0 the top one); ``bar_format``: tqdm's, for bars that show their own figures."""
+    return tqdm(total=total, desc=description, unit=unit, disable=quiet, dynamic_ncols=True, leave=leave,
+                position=position, bar_format=bar_format)
+
+
+def raise_log_level(verbose: int) -> None:
+    """Show info messages (``verbose`` 1) or debug ones (2 or more) from here on, as ``wormclean -v`` does."""
+    if verbose:
+        root = logging.getLogger()
+        root.setLevel(min(root.getEffectiveLevel(), logging.WARNING - 10 * min(verbose, 2)))
 
 
 def say(message: str, quiet: bool) -> None:

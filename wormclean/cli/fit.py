@@ -88,10 +88,17 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     per-pixel median, the background with the worms removed, from a single frame. No annotation is needed.
     The paper's net from scratch wants a GPU (--device cuda); on a CPU the default is to fine-tune the shipped
     model (500 steps, about 15 minutes on 2 cores).
-    Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues.
+    Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues, on any number of processes.
+
+    Several GPUs: torchrun --nproc_per_node N -m wormclean fit ... trains with DistributedDataParallel, each
+    process on its share of the patches with --batch-size patches per step (the default learning rate follows
+    the N x --batch-size of all together); rank 0 writes the files.
     """
+    from wormclean.data.shards import launched_group
     from wormclean.io.atomic import check_folder_writable
     from wormclean.train.fit import TrainSettings, output_paths, train
+
+    quiet = quiet or not launched_group().is_main  # under torchrun, rank 0 alone shows progress and results
 
     if resume and init_model:
         raise SettingsError("use either --resume (continue a run) or --init (start from a model), not both")

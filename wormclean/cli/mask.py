@@ -8,7 +8,17 @@ from pathlib import Path
 
 import click
 
-from wormclean.cli.common import FiniteFloat, Span, device_option, overwrite_option, progress_bar, quiet_option, say
+from wormclean.cli.common import (
+    FiniteFloat,
+    Span,
+    device_option,
+    overwrite_option,
+    progress_bar,
+    quiet_option,
+    raise_log_level,
+    say,
+    verbose_option,
+)
 
 # Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
 DEFAULT_BGND_INTERVAL = "1000"
@@ -127,8 +137,24 @@ def _segment_options(function):
     default=None,
     help="Pixel size, stored in the output.",
 )
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Videos masked at once on this machine, each in its own process with its share of the CPU cores.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://10.0.0.5:8786), one task per video; "
+    "its workers must see the videos, -o and the model under the same paths. Needs wormclean[cluster].",
+)
 @overwrite_option
 @quiet_option
+@verbose_option
 def mask(
     videos,
     output,
@@ -145,8 +171,11 @@ def mask(
     dilation,
     save_interval,
     microns_per_pixel,
+    jobs,
+    scheduler,
     overwrite,
     quiet,
+    verbose,
 ):
     """Find the worms in every frame of VIDEOS and write Tierpsy-style masked videos (HDF5).
 
@@ -154,12 +183,22 @@ def mask(
     masks), /worm_blobs (each frame's worms: centroid, area, box, length), /full_data, /bgnd (the net's
     backgrounds), /mean_intensity, /video_metadata and /timestamp (the frames' times), and the provenance by
     which Tierpsy Tracker takes the file as masked and starts tracking it (tierpsy_process). A video that breaks
-    part-way gets masks for every frame before the break. A failing video is reported and the others are
-    still done; the exit code is then 2.
-    """
-    from wormclean.io import find_videos
-    from wormclean.predict.pipeline import MaskSettings, mask_videos
+    part-way gets masks for every frame before the break.
 
+    Into a folder, a batch resumes: complete outputs already there are skipped (--overwrite redoes them), and
+    OUT/wormclean-batch.csv lists every video with its status (done, skipped, failed), frames, seconds and
+    error. A failing video is tried once more, then reported, and the others are still done; the exit code is
+    then 2.
+    """
+    from wormclean.errors import SettingsError
+    from wormclean.io import find_videos
+    from wormclean.predict.batch import BATCH_REPORT, mask_batch
+    from wormclean.predict.pipeline import OUTPUT_SUFFIXES, MaskSettings
+
+    raise_log_level(verbose)
+    if scheduler is not None and jobs > 1:
+        raise SettingsError("--jobs is for this machine; with --scheduler the cluster's workers decide how many "
+                            "videos run at once")
     settings = MaskSettings(
         model=model,
         bgnd_interval=bgnd_interval,
@@ -176,34 +215,78 @@ def mask(
         microns_per_pixel=microns_per_pixel,
     )
     paths = find_videos(videos)
-    bars: dict[Path, object] = {}
-
-    def progress(video: Path, done: int, total: int) -> None:
-        if video not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[video] = progress_bar(total, video.name, "frame", quiet)
-        bar = bars[video]
-        bar.update(done - bar.n)
-
+    display = _BatchDisplay(len(paths), quiet, per_worker=verbose > 0)
     try:
-        results = mask_videos(
-            paths, output, settings, overwrite=overwrite, progress=progress, command_line=shlex.join(sys.argv)
+        results = mask_batch(
+            paths,
+            output,
+            settings,
+            jobs=jobs,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=display.update,
+            command_line=shlex.join(sys.argv),
         )
     finally:
-        for bar in bars.values():
-            bar.close()
-    failed = [result for result in results if result.error is not None]
+        display.close()
     for result in results:
-        if result.error is not None:
+        if result.status == "failed":
             where = "" if str(result.video) in result.error else f"{result.video}: "
             click.echo(f"Error: {where}{result.error}", err=True)
-        elif result.broken_at is not None:
+        elif result.status == "done" and result.broken_at is not None:
             say(f"{result.output}: {result.n_frames} frames (the video breaks at frame {result.broken_at})", quiet)
-        else:
+        elif result.status == "done":
             say(f"{result.output}: {result.n_frames} frames", quiet)
-    if failed:
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+        say(f"{len(results)} videos: {counts['done']} done, {counts['skipped']} skipped (complete already), "
+            f"{counts['failed']} failed; report {output / BATCH_REPORT}", quiet)
+    if any(result.status == "failed" for result in results):
         click.get_current_context().exit(2)
+
+
+class _BatchDisplay:
+    """The progress lines of a batch: videos done, frames/s and ETA; with ``per_worker``, a line per worker
+    with the video it is on."""
+
+    def __init__(self, n_videos: int, quiet: bool, per_worker: bool):
+        self.n_videos = n_videos
+        self.quiet = quiet
+        self.per_worker = per_worker
+        self.bar = None  # made once the first frames are masked: a batch that fails at once shows no bar
+        self.workers: dict = {}
+
+    def update(self, status) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            if not status.frames:
+                return
+            self.bar = progress_bar(self.n_videos, "mask", "video", self.quiet, position=0,
+                                    bar_format="{desc}: {n_fmt}/{total_fmt} videos |{bar}| {postfix}")
+        self.bar.update(status.n_finished - self.bar.n)
+        eta = "?" if status.eta_s is None else tqdm.format_interval(status.eta_s)
+        failed = f", {status.n_failed} failed" if status.n_failed else ""
+        self.bar.set_postfix_str(f"{status.frames_per_s:.1f} frames/s, ETA {eta}{failed}", refresh=True)
+        if not self.per_worker:
+            return
+        for name, frames in status.workers.items():
+            if name not in self.workers:
+                self.workers[name] = progress_bar(frames.total, name, "frame", self.quiet,
+                                                  position=len(self.workers) + 1, leave=False)
+                self.workers[name].video = None
+            bar = self.workers[name]
+            if bar.video != frames.video:
+                bar.video = frames.video
+                bar.reset(total=frames.total)
+                bar.set_description(f"{name} {frames.video.name}", refresh=False)
+            bar.update(frames.done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.workers.values():
+            bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 @click.command()

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from wormclean.data.pairs import VideoKeyFrames, load_key_frames
+from wormclean.data.shards import stream_shard
 from wormclean.errors import WormcleanError
 from wormclean.units import FrameSpan
 
@@ -48,8 +49,9 @@ class LaggedPatchDataset(IterableDataset):
     Each yielded item is two float32 tensors ``(1, patch_size, patch_size)`` of raw pixel values (the trainer
     normalises them with the model's :class:`~wormclean.model.modelfile.Normalisation`): the same crop of
     two frames of one video at least a lag apart, equally flipped and rotated, input and target swapped at
-    random. Each DataLoader worker takes its own share of the videos and its own random stream. A worker keeps
-    the key frames of at most ``videos_in_memory`` videos; every ``refresh_every`` patches it decodes the next
+    random. Each DataLoader worker (of each training process, :func:`~wormclean.data.shards.stream_shard`) takes
+    its own share of the videos and its own random stream. A worker keeps the key frames of at most
+    ``videos_in_memory`` videos; every ``refresh_every`` patches it decodes the next
     video (or new frames of the same one) and drops the oldest, so memory does not grow with the number of
     videos.
 
@@ -90,9 +92,9 @@ class LaggedPatchDataset(IterableDataset):
 
     def _worker_share(self) -> tuple[list[Path], np.random.Generator]:
         info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        share = self.videos[worker::n_workers] if len(self.videos) >= n_workers else list(self.videos)
-        return share, np.random.default_rng([self.seed, worker])
+        shard, n_shards = stream_shard(*((info.id, info.num_workers) if info else (0, 1)))
+        share = self.videos[shard::n_shards] if len(self.videos) >= n_shards else list(self.videos)
+        return share, np.random.default_rng([self.seed, shard])
 
     def _load(self, path: Path, rng: np.random.Generator) -> VideoKeyFrames | None:
         try:

@@ -12,7 +12,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from wormclean import __version__
-from wormclean.errors import OutputError, SettingsError, WormcleanError
+from wormclean.errors import OutputError, SettingsError
 from wormclean.io import open_video
 from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
 from wormclean.io.images import check_image_name, encode_image
@@ -130,13 +130,26 @@ class MaskSettings:
 
 @dataclass(frozen=True)
 class MaskResult:
-    """What happened to one video: ``output`` written with ``n_frames`` frames, or ``error`` (a message)."""
+    """What happened to one video: ``output`` written with ``n_frames`` frames, or ``error`` (a message).
+
+    In a batch (:mod:`wormclean.predict.batch`) also its ``status`` (``"done"``, ``"skipped"``: a complete
+    output was already there, or ``"failed"``), the ``seconds`` its last attempt took and how many
+    ``attempts`` were made.
+    """
 
     video: Path
     output: Path
     n_frames: int = 0
     broken_at: int | None = None
     error: str | None = None
+    seconds: float = 0.0
+    attempts: int = 1
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        """``"failed"``, ``"skipped"`` or ``"done"``."""
+        return "failed" if self.error is not None else "skipped" if self.skipped else "done"
 
 
 def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
@@ -364,50 +377,6 @@ def mask_video(
                 reader.broken_at - 1,
             )
         return MaskResult(Path(video), output, writer.n_frames, reader.broken_at)
-
-
-def mask_videos(
-    videos: Iterable[str | os.PathLike],
-    output: str | os.PathLike,
-    settings: MaskSettings,
-    overwrite: bool = False,
-    progress: Callable[[Path, int, int], None] | None = None,
-    command_line: str = "",
-) -> list[MaskResult]:
-    """Mask several videos into one output each (see :func:`output_paths`), loading the model once.
-
-    An output folder is created if missing. A video that fails (undecodable, output exists, disk full) is
-    reported in its result and the others are still done. Problems common to all (the model, the settings,
-    the output folder) raise :class:`~wormclean.errors.WormcleanError` before any work.
-
-    Parameters
-    ----------
-    progress : callable, optional
-        Called as ``progress(video, frames_done, n_frames)`` after each frame.
-    command_line : str
-        The command that started the job, recorded in each output's provenance.
-    """
-    videos = [Path(video) for video in videos]
-    outputs = output_paths(videos, output)
-    folder = Path(output)
-    if folder.suffix.lower() not in OUTPUT_SUFFIXES:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise OutputError(f"cannot create output folder {folder} ({error.strerror or error})") from None
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"output folder {folder} is not writable")
-    cleaner = settings.cleaner()
-    results = []
-    for video, path in zip(videos, outputs):
-        report = None if progress is None else (lambda done, total, video=video: progress(video, done, total))
-        try:
-            results.append(mask_video(video, path, settings, cleaner, overwrite, report, command_line))
-        except (WormcleanError, OSError) as error:
-            message = str(error) if isinstance(error, WormcleanError) else f"{error.strerror or error}"
-            log.debug("%s failed: %s", video, message)
-            results.append(MaskResult(video, path, error=message))
-    return results
 
 
 PREVIEW_PANEL = 1024  # largest side of one panel in a preview, in pixels

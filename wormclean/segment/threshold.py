@@ -109,7 +109,9 @@ def clean_mask(
 
     Works on outer contours, which is fast on sparse masks (a millisecond at 2048^2, against 40 ms for
     labelling every pixel): a blob's pixel count follows from its contour by Pick's theorem (polygon area plus
-    half the boundary pixels plus one), counting its holes as filled. Only the holes are labelled, to measure them.
+    half the boundary pixels plus one), counting its holes as filled. Only the holes are labelled, to measure
+    them, each blob's inside its own bounding box (the same labels as over the whole frame: a hole lies inside
+    its blob, and the filled blobs do not touch).
 
     Parameters
     ----------
@@ -134,13 +136,18 @@ def clean_mask(
     cv2.drawContours(filled, kept, -1, 1, thickness=cv2.FILLED)
     if max_hole is None:
         return filled.view(bool)
-    holes = filled & (pixels ^ 1)
-    if not holes.any():
-        return filled.view(bool)
-    n_holes, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4, ltype=cv2.CV_32S)
-    large = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] > max_hole) + 1
-    if len(large):
-        filled[np.isin(labels, large)] = 0
+    for contour in kept:
+        x, y, width, height = cv2.boundingRect(contour)
+        box = (slice(y, y + height), slice(x, x + width))
+        blob = np.zeros((height, width), dtype=np.uint8)
+        cv2.drawContours(blob, [contour], -1, 1, thickness=cv2.FILLED, offset=(-x, -y))
+        holes = blob & (pixels[box] ^ 1)
+        if not holes.any():
+            continue
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4, ltype=cv2.CV_32S)
+        large = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] > max_hole) + 1
+        if len(large):
+            filled[box][np.isin(labels, large)] = 0
     return filled.view(bool)
 
 

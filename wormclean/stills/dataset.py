@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from wormclean.data.shards import stream_shard
 from wormclean.data.training_data import TrainingData
 from wormclean.errors import SettingsError
 from wormclean.model.modelfile import Normalisation
@@ -108,7 +109,7 @@ class SyntheticPairDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0])
+        rng = np.random.default_rng([self.seed, stream_shard(*((info.id, info.num_workers) if info else (0, 1)))[0]])
         while True:
             yield self.sample(rng)
 

@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from wormclean.data.shards import ProcessGroup
 from wormclean.data.training_data import TrainingData
 from wormclean.errors import SettingsError, TrainingError
 from wormclean.io.atomic import atomic_output, check_folder_writable
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import ModelFile, Normalisation, load_model, save_model
 from wormclean.model.unet import UNet, UNetConfig
+from wormclean.train.distributed import any_rank, parallel, process_group
 
 log = logging.getLogger(__name__)
 
@@ -251,10 +253,27 @@ def train(
     Raises :class:`~wormclean.errors.OutputError` before any training if the output folder is missing or not
     writable, and :class:`~wormclean.errors.TrainingError` if the loss or the weights stop being finite (the
     checkpoints saved before are kept; nothing that diverged is saved).
+
+    Under torchrun every process calls this (:mod:`wormclean.train.distributed`): each trains on its share of
+    the data with ``settings.batch_size`` patches per step, the default learning rate follows the batch of all
+    processes together, and rank 0 alone writes the outputs.
     """
+    with process_group(resolve_device(settings.device)) as (group, device):
+        return _train(data, settings, output, init, resume, progress, group, device)
+
+
+def _train(
+    data: TrainingData,
+    settings: TrainSettings,
+    output: Path,
+    init: Path | None,
+    resume: Path | None,
+    progress: Callable[[TrainProgress], None] | None,
+    group: ProcessGroup,
+    device: torch.device,
+) -> TrainResult:
     paths = output_paths(output)
     check_folder_writable(paths["best"].parent)
-    device = resolve_device(settings.device)
     use_amp = device.type == "cuda"
     start = load_model(resume or init) if (resume or init) else None
     if resume and start.training is None:
@@ -263,14 +282,16 @@ def train(
     normalisation = start.normalisation if start is not None else data.normalisation
     if use_amp:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    learning_rate = settings.lr * group.world_size if settings.learning_rate is None else settings.learning_rate
+    model = parallel(net, group, device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, best_val, history_fresh = 0, math.inf, True
     if resume:
         state = start.training
         optimizer.load_state_dict(state["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = learning_rate
         step, best_val = int(state["step"]), float(state["best_val_loss"])
         torch.set_rng_state(state["torch_rng"])
         history_fresh = not paths["log"].exists()
@@ -289,7 +310,7 @@ def train(
     metadata.update(
         {
             "train_settings": asdict(settings),
-            "learning_rate": settings.lr,
+            "learning_rate": learning_rate,
             "identity_validation_loss": identity,
             "initialised_from": str(init) if init else (
                 start.metadata.get("initialised_from") if start else None
@@ -306,7 +327,7 @@ def train(
         kept = f"{paths['last']} keeps step {saved_step}" if saved_step is not None else "no checkpoint was saved"
         return TrainingError(
             f"training diverged at step {step}: {what}; {kept}. Try a smaller --learning-rate "
-            f"(this run used {settings.lr:g})"
+            f"(this run used {learning_rate:g})"
         )
 
     def save(current_val: float | None, sign: float | None, periodic: bool = True) -> None:
@@ -328,9 +349,10 @@ def train(
             "best_val_loss": best_val,
             "torch_rng": torch.get_rng_state(),
         }
-        save_model(paths["last"], net, normalisation, metadata, training=training_state)
-        if improved or not paths["best"].exists():
-            save_model(paths["best"], net, normalisation, metadata)
+        if group.is_main:
+            save_model(paths["last"], net, normalisation, metadata, training=training_state)
+            if improved or not paths["best"].exists():
+                save_model(paths["best"], net, normalisation, metadata)
         saved_step = step
 
     net.train()
@@ -341,7 +363,7 @@ def train(
             if use_amp:
                 source = source.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss = l1_loss(net(source).float(), target)
+                loss = l1_loss(model(source).float(), target)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -356,27 +378,30 @@ def train(
             if now - window_start > 2 or step == settings.steps:
                 rate = window_patches / (now - window_start)
                 window_start, window_patches = now, 0
-            out_of_time = settings.time_limit_s is not None and now - started >= settings.time_limit_s
+            out_of_time = settings.time_limit_s is not None and any_rank(
+                now - started >= settings.time_limit_s, group, device
+            )
             done = step >= settings.steps or out_of_time
             if step % settings.validate_every == 0 or done:
                 val_loss, sign = None, None
                 if data.validation:
                     val_loss, sign = _validate(net, data.validation, normalisation, device, use_amp)
                 save(val_loss, sign)
-                _append_log(
-                    paths["log"],
-                    {
-                        "step": step,
-                        "elapsed_s": f"{now - started:.1f}",
-                        "train_loss": f"{running:.6f}",
-                        "val_loss": f"{val_loss:.6f}" if val_loss is not None else "",
-                        "identity_val_loss": f"{identity:.6f}" if identity is not None else "",
-                        "patches_per_s": f"{rate:.2f}",
-                    },
-                    fresh=history_fresh,
-                )
+                if group.is_main:
+                    _append_log(
+                        paths["log"],
+                        {
+                            "step": step,
+                            "elapsed_s": f"{now - started:.1f}",
+                            "train_loss": f"{running:.6f}",
+                            "val_loss": f"{val_loss:.6f}" if val_loss is not None else "",
+                            "identity_val_loss": f"{identity:.6f}" if identity is not None else "",
+                            "patches_per_s": f"{rate:.2f}",
+                        },
+                        fresh=history_fresh,
+                    )
+                    plot_losses(paths["log"], paths["plot"])
                 history_fresh = False
-                plot_losses(paths["log"], paths["plot"])
             if progress:
                 progress(TrainProgress(step, settings.steps, running, val_loss, rate))
             if done:
