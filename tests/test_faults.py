@@ -259,7 +259,7 @@ def test_a_full_disk_in_a_batch_in_a_real_process_is_no_crash(inputs, tmp_path):
     assert errors_of(done.stderr) == [
         f"Error: {inputs['videos'] / 'day1.mp4'}: cannot write {out / 'day1.hdf5'}: No space left on device"
     ]
-    assert files_in(out) == ["day2.hdf5"]
+    assert files_in(out) == ["day2.hdf5", "wormclean-batch.csv"]
     with h5py.File(out / "day2.hdf5", "r") as file:
         assert file.attrs["n_frames"] == 8
 

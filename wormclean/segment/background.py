@@ -260,7 +260,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     """Which blobs look like the worms of ``stats``: bool ``(n_blobs,)``.
 
     A worm, part of one (a head out of the lawn) or a few touching: an area from a quarter of a worm to five
-    worms, a body from 0.75 to 1.4 times a worm's thickness, as slender as half a worm or more, a centreline at
+    worms, a body from 0.75 to 1.4 times a worm's thickness, as slender as a third of a worm or more, a centreline at
     most three worms long, and as dark as half a worm to 2.5 times. A blob of less than two worms' area
     must also have a centreline with two ends, as a lone worm has (one, for a worm curled onto itself), once
     spurs shorter than a body width are pruned; a larger one of other shape (worms touching) must be nearly as
@@ -275,7 +275,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
         & (features.area <= 5.0 * stats.area)
         & (features.width >= 0.75 * stats.width)
         & (features.width <= max(1.4 * stats.width, stats.width + 1.0))
-        & (features.length >= 0.5 * slender * features.width)
+        & (features.length >= 0.35 * slender * features.width)
         & (features.length <= 3.0 * stats.length)
         & ((features.straightness < 0.9) | (features.length <= 1.5 * stats.length))
         & (
@@ -367,7 +367,7 @@ def fuse_backgrounds(
     candidates = apply_hysteresis_threshold(removed, 0.5 * delta, delta)
     # A worm touching a fibre or a track joins it into one region too long to be a worm: opened with a disc
     # thinner than a worm, the thin structure comes off and the pieces are looked at again. Letters touching a
-    # line come apart the same way, so rows of letters are looked for among the opened pieces.
+    # line come apart the same way, so rows of letters are looked for among the opened pieces too.
     radius = max(1, round(0.35 * stats.width))
     thin = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     opened = cv2.morphologyEx(candidates.astype(np.uint8), cv2.MORPH_OPEN, thin).view(bool)
@@ -377,9 +377,11 @@ def fuse_backgrounds(
     features = blob_features(candidates, removed)
     on_text = np.zeros(len(features.area) + 1, bool)
     on_text[np.unique(features.labels[text])] = True
-    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~on_text[1:]) + 1)
+    letters_whole = in_text_rows(features, stats) | on_text[1:]
+    chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~letters_whole) + 1)
     worm_pieces = is_worm_like(pieces, stats) & ~letters
-    chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1)
+    on_letters = np.isin(features.labels, np.flatnonzero(letters_whole) + 1)
+    chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1) & ~on_letters
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     pixels = int(np.count_nonzero(chosen))
