@@ -1,16 +1,13 @@
-"""Speed and accuracy of ``wormclean mask``.
+"""Speed of ``wormclean mask`` (accuracy: ``benchmarks/bench_accuracy.py``).
 
 Speed: on a synthetic 2048x2048 H.264 video (300 frames, 30 worms, cached in the scratch folder), decoding alone,
 then the mask job at the default background interval (one video with --jobs 1, two videos with --jobs 1 and
 --jobs 2) and at interval 1, on the CPU and on CUDA when there is a GPU: frames/s over the whole job, frames/s
 once the first frames are out (the steady rate of a long video), both also as a fraction of decoding alone in
-the same run, and peak memory of a worker (each batch in its own process). At interval 1 on the CPU only a few
-frames are run: the full net takes tens of seconds per 2048x2048 frame there.
-
-Accuracy: on a small synthetic suite (time-lapse at 2 frames/s) with half the worms immobile, the net's masks
-against those from a median projection over the video, OpenCV's MOG2 background subtractor, and the true
-background (the ceiling), all with the same threshold and blob cleaning: pooled IoU, worm-level
-precision/recall/F1 and the recall of immobile worms.
+the same run, and peak memory of a worker (each batch in its own process). The default (``--background
+fused``) is set beside the net's background alone (``--background net``, the former default) at the same
+interval. At interval 1 on the CPU only a few frames are run: the full net takes tens of seconds per 2048x2048
+frame there.
 
 Usage::
 
@@ -29,18 +26,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from wormclean.io import open_video  # noqa: E402
-from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL, Cleaner  # noqa: E402
+from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL  # noqa: E402
 from wormclean.predict.pipeline import MaskSettings  # noqa: E402
-from wormclean.segment.metrics import MaskScores  # noqa: E402
-from wormclean.segment.threshold import clean_mask, segment  # noqa: E402
-from wormclean.sim import SimulationSettings, read_truth, write_simulation  # noqa: E402
+from wormclean.sim import SimulationSettings, write_simulation  # noqa: E402
 
 
 def cached_video(scratch: Path, name: str, settings: SimulationSettings) -> Path:
@@ -59,11 +51,13 @@ def decode_rate(video: Path) -> float:
         return count / (time.perf_counter() - started)
 
 
-def _batch_run(videos: list[str], output: str, model: str, interval: str, device: str, jobs: int) -> dict:
+def _batch_run(
+    videos: list[str], output: str, model: str, interval: str, device: str, jobs: int, background: str
+) -> dict:
     """One ``wormclean mask`` batch in this (child) process: rates, and the peak memory of a worker."""
     from wormclean.predict.batch import mask_batch
 
-    settings = MaskSettings(model=model, bgnd_interval=interval, device=device)
+    settings = MaskSettings(model=model, bgnd_interval=interval, device=device, background=background)
     first: list[tuple[float, int]] = []
 
     def progress(status) -> None:
@@ -79,11 +73,14 @@ def _batch_run(videos: list[str], output: str, model: str, interval: str, device
     return {"frames": frames, "fps": frames / (ended - started), "steady_fps": steady, "peak_gb": peak / 1e6}
 
 
-def mask_rate(videos: list[Path], output: Path, model: str, interval: str, device: str, jobs: int = 1) -> dict:
+def mask_rate(
+    videos: list[Path], output: Path, model: str, interval: str, device: str, jobs: int = 1, background: str = "fused"
+) -> dict:
     """Rates of a batch run in a fresh process (so that its peak memory is its own)."""
     # A process pool's processes may start their own (--jobs 2), where multiprocessing.Pool's may not.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_batch_run, [str(v) for v in videos], str(output), model, interval, device, jobs).result()
+        job = (_batch_run, [str(v) for v in videos], str(output), model, interval, device, jobs, background)
+        return pool.submit(*job).result()
 
 
 def speed(args, scratch: Path) -> None:
@@ -98,64 +95,20 @@ def speed(args, scratch: Path) -> None:
     print(f"\nSpeed, {size}x{size} H.264, {n_worms} worms; rates against decoding alone in this run")
     print(f"{'case':<52}{'frames':>7}{'fps':>8}{'x decode':>10}{'steady fps':>12}{'x decode':>10}{'peak GB':>9}")
     print(f"{'decode alone':<52}{n_frames:>7}{decode:>8.1f}")
-    cases = [("cpu", str(DEFAULT_BGND_INTERVAL), [video], 1), ("cpu", str(DEFAULT_BGND_INTERVAL), [video, twin], 1),
-             ("cpu", str(DEFAULT_BGND_INTERVAL), [video, twin], 2), ("cpu", "1", [short], 1)]
+    default = str(DEFAULT_BGND_INTERVAL)
+    cases = [("cpu", default, [video], 1, "fused"), ("cpu", default, [video], 1, "net"),
+             ("cpu", default, [video, twin], 1, "fused"), ("cpu", default, [video, twin], 2, "fused"),
+             ("cpu", "1", [short], 1, "net")]
     if torch.cuda.is_available():
-        cases += [("cuda", str(DEFAULT_BGND_INTERVAL), [video], 1), ("cuda", "1", [video], 1)]
-    for device, interval, videos, jobs in cases:
-        stats = mask_rate(videos, scratch / "speed_out", args.model, interval, device, jobs)
-        case = f"mask {device}, --bgnd-interval {interval}, {len(videos)} video{'s' * (len(videos) > 1)}, --jobs {jobs}"
+        cases += [("cuda", default, [video], 1, "fused"), ("cuda", "1", [video], 1, "net")]
+    for device, interval, videos, jobs, background in cases:
+        stats = mask_rate(videos, scratch / "speed_out", args.model, interval, device, jobs, background)
+        case = (f"{device} {background}, interval {interval}, {len(videos)} video{'s' * (len(videos) > 1)}, "
+                f"--jobs {jobs}")
         print(
             f"{case:<52}{stats['frames']:>7}{stats['fps']:>8.2f}{stats['fps'] / decode:>10.2f}"
             f"{stats['steady_fps']:>12.2f}{stats['steady_fps'] / decode:>10.2f}{stats['peak_gb']:>9.2f}",
             flush=True,
-        )
-
-
-def median_masks(frames: list[np.ndarray], dark_worms: bool, min_area: int) -> list[np.ndarray]:
-    median = np.median(np.stack(frames), axis=0).astype(np.float32)
-    return [segment(frame, median, dark_worms=dark_worms, min_area=min_area) for frame in frames]
-
-
-def mog2_masks(frames: list[np.ndarray], min_area: int) -> list[np.ndarray]:
-    subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)
-    return [clean_mask(subtractor.apply(frame) > 0, min_area) for frame in frames]
-
-
-def accuracy(args, scratch: Path) -> None:
-    cleaner = Cleaner.load(args.model, device=args.device)
-    seeds = [21] if args.quick else [21, 22, 23, 24]
-    size, n_frames = (128, 30) if args.quick else (512, 100)
-    totals: dict[str, MaskScores] = {}
-    for seed in seeds:
-        # At 2 frames/s the clip spans as much crawling as a long recording, so a median sees behind the
-        # mobile worms: the comparison is about the immobile ones.
-        settings = SimulationSettings(
-            size=(size, size), n_frames=n_frames, fps=2.0, n_worms=8 if args.quick else 16, immobile_fraction=0.5,
-            worm_length=0.2 * size, seed=seed,
-        )  # fmt: skip
-        video = cached_video(scratch, f"accuracy_{size}_{seed}", settings)
-        truth = read_truth(video, in_memory=True)
-        immobile = list(np.nonzero(truth.immobile)[0] + 1)
-        with open_video(video) as reader:
-            frames = [frame for _, frame in reader.frames()]
-        net = [worms for _, _, worms in cleaner.iter_masks(video, bgnd_interval=args.interval)]
-        methods = {
-            "net": net,
-            "median projection": median_masks(frames, cleaner.dark_worms, cleaner.min_area),
-            "MOG2": mog2_masks(frames, cleaner.min_area),
-            "true background": [cleaner.segment(frame, truth.background) for frame in frames],
-        }
-        for name, masks in methods.items():
-            scores = totals.setdefault(name, MaskScores())
-            for index, mask in enumerate(masks):
-                scores.add(mask, truth.labels[index], immobile)
-    print(f"\nAccuracy, {len(seeds)} synthetic videos of {size}x{size}, {n_frames} frames, half the worms immobile")
-    print(f"{'method':<20}{'IoU':>7}{'precision':>11}{'recall':>8}{'F1':>7}{'immobile recall':>17}")
-    for name, scores in totals.items():
-        print(
-            f"{name:<20}{scores.iou:>7.3f}{scores.precision:>11.3f}{scores.recall:>8.3f}{scores.f1:>7.3f}"
-            f"{scores.tracked_recall:>17.3f}"
         )
 
 
@@ -164,16 +117,10 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="video model file (or registered name)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the benchmark works")
     parser.add_argument("--scratch", type=Path, default=REPO / "scratch" / "bench_mask", help="cache folder")
-    parser.add_argument("--device", default="auto", help="device for the accuracy part")
-    parser.add_argument("--interval", default="10", help="background interval for the accuracy part")
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true", help="(accuracy moved to bench_accuracy.py)")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
-    if not args.skip_speed:
-        speed(args, args.scratch)
-    if not args.skip_accuracy:
-        accuracy(args, args.scratch)
+    speed(args, args.scratch)
 
 
 if __name__ == "__main__":

@@ -365,3 +365,16 @@ def test_cli_randomise_and_dry_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "contrast: 25.0" in result.stdout and "size: (256, 256)" in result.stdout
     assert os.listdir(tmp_path) == []
+
+
+def test_static_structures_only_darken_the_plate():
+    from dataclasses import replace
+
+    from wormclean.sim.render import Simulation
+
+    base = SimulationSettings(size=160, n_frames=1, n_worms=0, seed=5)
+    plain = Simulation(base).background
+    rich = Simulation(replace(base, n_rings=1, n_marks=1, n_tracks=2, dish_edge=True, text=True)).background
+    darker = plain - rich
+    assert darker.min() >= -1e-3  # drawn on the same plate: the same random plate, only darkened
+    assert (darker > 5).mean() > 0.05  # and visibly: a dish edge, a ring, a line, a label

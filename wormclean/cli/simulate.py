@@ -56,6 +56,14 @@ class FrameSize(click.ParamType):
 @click.option("--dust", "n_dust", type=click.IntRange(min=0), default=None, help="Number of dust specks [default: 30].")
 @click.option("--fibres", "n_fibres", type=click.IntRange(min=0), default=None,
               help="Number of worm-like fibres and scratches [default: 3].")
+@click.option("--rings", "n_rings", type=click.IntRange(0, 100), default=None,
+              help="Thin dark circles drawn on the plate (a chemotaxis ring) [default: 0].")
+@click.option("--marks", "n_marks", type=click.IntRange(0, 100), default=None,
+              help="Straight marker-pen lines [default: 0].")
+@click.option("--tracks", "n_tracks", type=click.IntRange(0, 100), default=None,
+              help="Faint old worm tracks in the lawn [default: 0].")
+@click.option("--dish-edge/--no-dish-edge", default=None, help="Draw the dish wall [default: no].")
+@click.option("--text/--no-text", default=None, help="Write a dark label on the plate [default: no].")
 @click.option("--light-worms/--dark-worms", default=None,
               help="Bright worms on a dark background (dark field) [default: --dark-worms].")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed; the same seed, the same video.")
@@ -69,12 +77,13 @@ class FrameSize(click.ParamType):
 @overwrite_option
 @quiet_option
 def simulate(out, size, n_frames, fps, n_worms, immobile_fraction, worm_length, worm_width, contrast, speed,
-             noise_sigma, flicker, blur_sigma, lawn, n_dust, n_fibres, light_worms, seed, randomise, crf, preset,
-             dry_run, overwrite, quiet):
+             noise_sigma, flicker, blur_sigma, lawn, n_dust, n_fibres, n_rings, n_marks, n_tracks, dish_edge, text,
+             light_worms, seed, randomise, crf, preset, dry_run, overwrite, quiet):
     """Write a synthetic worm video OUT (e.g. plate.mp4) and its truth OUT.truth.h5.
 
-    Dark, undulating worms crawl on a light, uneven plate (vignetting, bacterial lawn, dust, fibres) with
-    sensor noise and flicker; a fraction of them never move. The truth file holds every frame's worm labels,
+    Dark, undulating worms crawl on a light, uneven plate (vignetting, bacterial lawn, dust, fibres; on request
+    rings, marker lines, old tracks, the dish edge and a label) with sensor noise and flicker; a fraction of them
+    never move. The truth file holds every frame's worm labels,
     the noise-free background and the flicker gains.
     """
     from wormclean.io.writer import EncoderSettings
@@ -84,7 +93,8 @@ def simulate(out, size, n_frames, fps, n_worms, immobile_fraction, worm_length, 
     given = dict(
         size=size, n_frames=n_frames, fps=fps, n_worms=n_worms, immobile_fraction=immobile_fraction,
         worm_length=worm_length, worm_width=worm_width, contrast=contrast, speed=speed, noise_sigma=noise_sigma,
-        flicker=flicker, blur_sigma=blur_sigma, lawn=lawn, n_dust=n_dust, n_fibres=n_fibres,
+        flicker=flicker, blur_sigma=blur_sigma, lawn=lawn, n_dust=n_dust, n_fibres=n_fibres, n_rings=n_rings,
+        n_marks=n_marks, n_tracks=n_tracks, dish_edge=dish_edge, text=text,
         dark_worms=None if light_worms is None else not light_worms,
     )
     given = {name: value for name, value in given.items() if value is not None}
