@@ -191,3 +191,17 @@ def test_no_worm_found_is_said_once(trained_video_model, tmp_path, caplog, tiny_
     assert result.n_frames == 24
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1 and "no worm found in any of its 24 frames" in warnings[0] and "--delta" in warnings[0]
+
+
+def test_worms_that_barely_move_over_the_clip_fall_back_to_the_net(trained_video_model, tmp_path, caplog,
+                                                                    tiny_video_settings):
+    """A second of video: the worms move a fraction of their length, and their median still holds them."""
+    video = tmp_path / "second.mp4"
+    write_simulation(video, SimulationSettings(**{**tiny_video_settings, "n_frames": 25, "fps": 25.0,
+                                                  "immobile_fraction": 0.0}))
+    report: dict = {}
+    with caplog.at_level(logging.WARNING):
+        cleaner = Cleaner.load(trained_video_model, device="cpu")
+        masks = [worms for _, _, worms in cleaner.iter_masks(video, report=report)]
+    assert report["background"] == "net" and "moved too little" in report["fallback"]
+    assert np.mean([mask.any() for mask in masks]) == 1.0  # the net still finds worms in every frame

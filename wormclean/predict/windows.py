@@ -24,11 +24,13 @@ import numpy as np
 
 from wormclean.io import VideoReader, open_video
 from wormclean.segment.background import (
+    MAX_GHOST_RATIO,
     MOVING_STAGE_FRACTION,
     WormStats,
     calibrate_worms,
     changed_fraction,
     fuse_backgrounds,
+    ghost_ratio,
     temporal_background,
 )
 from wormclean.threads import END, Failure, put_unless_stopped
@@ -194,6 +196,12 @@ class WindowSchedule:
             raise TemporalUnavailable(
                 f"the frames differ from their median over {100 * moved:.0f} % of the field (a moving stage or "
                 "camera, or changing light)"
+            )
+        ghosts = ghost_ratio(frames, temporal, cleaner.dark_worms, delta)
+        if ghosts > MAX_GHOST_RATIO:
+            raise TemporalUnavailable(
+                f"the worms moved too little over the sampled frames for their median to show the plate under them "
+                f"(ghost ratio {ghosts:.2f})"
             )
         stats = calibrate_worms(frames, temporal, cleaner.dark_worms, delta)
         if stats is None:
