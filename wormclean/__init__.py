@@ -3,7 +3,7 @@
 The public Python entry points are :func:`wormclean.io.open_video` and :class:`wormclean.Cleaner`.
 """
 
-__version__ = "0.1.0"
+from wormclean._version import __version__
 
 __all__ = ["__version__", "Cleaner", "open_video"]
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.errors import WormcleanError
 
 # command name -> "module:function" inside wormclean.cli

@@ -59,7 +59,7 @@ import h5py
 import numpy as np
 from isal import isal_zlib
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.io.video import FrameTimes
 from wormclean.segment.blobs import BLOB_DTYPE, measure_blobs
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.errors import ModelFileError
 from wormclean.io.atomic import atomic_output
 from wormclean.model.unet import UNet, UNetConfig

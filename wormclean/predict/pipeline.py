@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.errors import OutputError, SettingsError
 from wormclean.io import open_video
 from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path

@@ -19,7 +19,7 @@ from types import TracebackType
 import h5py
 import numpy as np
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.errors import VideoError
 from wormclean.sim.settings import SimulationSettings
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wormclean import __version__
+from wormclean._version import __version__
 from wormclean.errors import OutputError, SettingsError
 from wormclean.io.atomic import check_folder_writable, output_lock, partial_path, remove_partial, write_failure
 from wormclean.io.images import encode_image
