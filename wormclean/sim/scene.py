@@ -133,11 +133,7 @@ def _add_fibre(
     heading = rng.uniform(-math.pi, math.pi) + np.polyval(bend, np.linspace(-1, 1, n_points))
     steps = np.stack([np.cos(heading), np.sin(heading)], axis=1) * (length / (n_points - 1))
     points = np.cumsum(steps, axis=0) + [rng.uniform(0, width), rng.uniform(0, height)] - steps[0]
-    radii = np.full(n_points, 0.5 * max(0.8, worm_width * rng.uniform(0.2, 0.6)))
-    drawn = tube_coverage(points, radii, (height, width))
-    if drawn is not None:
-        coverage, window = drawn
-        darkening[window] += contrast * rng.uniform(0.3, 0.9) * coverage
+    _darken_along(rng, darkening, points, 0.5 * max(0.8, worm_width * rng.uniform(0.2, 0.6)), contrast, (0.3, 0.9))
 
 
 def _add_track(
@@ -151,11 +147,7 @@ def _add_track(
     heading = rng.uniform(-math.pi, math.pi) + 0.6 * np.sin(phase) + np.cumsum(rng.normal(0, 0.05, n_points))
     steps = np.stack([np.cos(heading), np.sin(heading)], axis=1) * (length / (n_points - 1))
     points = np.cumsum(steps, axis=0) + [rng.uniform(0, width), rng.uniform(0, height)]
-    radii = np.full(n_points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.0)))
-    drawn = tube_coverage(points, radii, (height, width))
-    if drawn is not None:
-        coverage, window = drawn
-        darkening[window] += contrast * rng.uniform(0.2, 0.5) * coverage
+    _darken_along(rng, darkening, points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.0)), contrast, (0.2, 0.5))
 
 
 def _add_ring(rng: np.random.Generator, darkening: np.ndarray, worm_width: float, contrast: float) -> None:
@@ -167,11 +159,7 @@ def _add_ring(rng: np.random.Generator, darkening: np.ndarray, worm_width: float
     n_points = max(32, round(2 * math.pi * radius / 2))
     angle = np.linspace(0, 2 * math.pi, n_points)
     points = np.stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)], axis=1)
-    radii = np.full(n_points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.5)))
-    drawn = tube_coverage(points, radii, (height, width))
-    if drawn is not None:
-        coverage, window = drawn
-        darkening[window] += contrast * rng.uniform(0.5, 1.2) * coverage
+    _darken_along(rng, darkening, points, 0.5 * max(1.0, worm_width * rng.uniform(0.5, 1.5)), contrast, (0.5, 1.2))
 
 
 def _add_mark(rng: np.random.Generator, darkening: np.ndarray, worm_width: float, contrast: float) -> None:
@@ -181,11 +169,7 @@ def _add_mark(rng: np.random.Generator, darkening: np.ndarray, worm_width: float
     heading = rng.uniform(-math.pi, math.pi)
     start = np.array([rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height])
     points = start + np.linspace(0, length, max(2, round(length / 4)))[:, None] * [math.cos(heading), math.sin(heading)]
-    radii = np.full(len(points), 0.5 * max(1.5, worm_width * rng.uniform(1.0, 3.0)))
-    drawn = tube_coverage(points, radii, (height, width))
-    if drawn is not None:
-        coverage, window = drawn
-        darkening[window] += contrast * rng.uniform(0.8, 1.5) * coverage
+    _darken_along(rng, darkening, points, 0.5 * max(1.5, worm_width * rng.uniform(1.0, 3.0)), contrast, (0.8, 1.5))
 
 
 _LABELS = ("N2 day1 plate 3", "CTRL", "unc-54 20C", "LAB 2026-11", "x4 obj")
@@ -220,3 +204,19 @@ def _add_dish_edge(rng: np.random.Generator, darkening: np.ndarray, worm_width: 
     outside = level * rng.uniform(0.2, 0.5) / (1.0 + np.exp(np.clip(-edge_distance / rim_width, -30, 30)))
     rim = level * rng.uniform(0.25, 0.5) * np.exp(-0.5 * (edge_distance / rim_width) ** 2)
     darkening += (outside + rim).astype(np.float32)
+
+
+def _darken_along(
+    rng: np.random.Generator,
+    darkening: np.ndarray,
+    points: np.ndarray,
+    radius: float,
+    contrast: float,
+    depth: tuple[float, float],
+) -> None:
+    """Darken along a centreline of ``(n, 2)`` points with a tube of ``radius``, by ``contrast`` times a factor
+    drawn from ``depth`` (drawn only if the tube reaches into the frame)."""
+    drawn = tube_coverage(points, np.full(len(points), radius), darkening.shape)
+    if drawn is not None:
+        coverage, window = drawn
+        darkening[window] += contrast * rng.uniform(*depth) * coverage
