@@ -44,6 +44,18 @@ def tiny_video_settings() -> dict:
 
 
 @pytest.fixture(scope="session")
+def tiny_videos(tmp_path_factory) -> Path:
+    """A folder of three tiny synthetic videos of moving worms (seeds 0-2), for training tests."""
+    from wormclean.sim import SimulationSettings, write_simulation
+
+    folder = tmp_path_factory.mktemp("videos")
+    for seed in range(3):
+        settings = SimulationSettings(seed=seed, immobile_fraction=0.0, **TINY_VIDEO)
+        write_simulation(folder / f"plate{seed}.mp4", settings)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def trained_video_model(tmp_path_factory) -> Path:
     """A tiny net (width 8, depth 3) really trained on four tiny synthetic videos with moving worms only."""
     from wormclean.data.videos import video_training_data

@@ -12,16 +12,6 @@ from conftest import REPO_ROOT
 
 from wormclean.data.shards import stream_shard
 from wormclean.model.modelfile import load_model
-from wormclean.sim import SimulationSettings, write_simulation
-
-
-@pytest.fixture(scope="module")
-def tiny_videos(tmp_path_factory, tiny_video_settings):
-    folder = tmp_path_factory.mktemp("videos")
-    for seed in range(3):
-        write_simulation(folder / f"plate{seed}.mp4",
-                         SimulationSettings(seed=seed, immobile_fraction=0.0, **tiny_video_settings))
-    return folder
 
 
 def fit_command(*args: str) -> list[str]:

@@ -13,17 +13,7 @@ from conftest import TINY_NET
 from wormclean.cli import cli
 from wormclean.data.videos import video_training_data
 from wormclean.model.modelfile import load_model
-from wormclean.sim import SimulationSettings, write_simulation
 from wormclean.train.fit import TrainSettings, output_paths, train
-
-
-@pytest.fixture(scope="module")
-def tiny_videos(tmp_path_factory, tiny_video_settings):
-    folder = tmp_path_factory.mktemp("videos")
-    for seed in range(3):
-        write_simulation(folder / f"plate{seed}.mp4",
-                         SimulationSettings(seed=seed, immobile_fraction=0.0, **tiny_video_settings))
-    return folder
 
 
 def test_training_learns_far_better_than_the_identity(tiny_videos, tmp_path):
