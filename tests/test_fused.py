@@ -205,3 +205,21 @@ def test_worms_that_barely_move_over_the_clip_fall_back_to_the_net(trained_video
         masks = [worms for _, _, worms in cleaner.iter_masks(video, report=report)]
     assert report["background"] == "net" and "moved too little" in report["fallback"]
     assert np.mean([mask.any() for mask in masks]) == 1.0  # the net still finds worms in every frame
+
+
+def test_each_window_of_a_mask_job_gets_a_background_in_the_output(trained_video_model, structured_plate, tmp_path):
+    import json
+
+    import h5py
+
+    from wormclean.predict.pipeline import MaskSettings, mask_video
+
+    video, truth = structured_plate
+    result = mask_video(video, tmp_path / "out.hdf5", MaskSettings(model=str(trained_video_model), bgnd_interval=8))
+    assert result.n_frames == 30
+    with h5py.File(result.output, "r") as file:
+        assert file["bgnd"].shape[0] == 4 and file["bgnd"].attrs["save_interval"] == 8
+        report = json.loads(file.attrs["backgrounds"])
+        assert json.loads(file.attrs["settings"])["resolved"]["background"] == "fused"
+    assert report["background"] == "fused" and [w["start"] for w in report["windows"]] == [0, 8, 16, 24]
+    assert all(w["immobile_worm_regions"] >= 3 for w in report["windows"])

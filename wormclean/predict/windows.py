@@ -18,7 +18,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -219,7 +219,10 @@ class WindowSchedule:
 
     def _make_later(self, window: Window, frames: list[np.ndarray], previous: WindowBackground) -> WindowBackground:
         """A window after the first; where its temporal background does not hold, the net's background of its
-        first sample (or the previous window's background) stands in."""
+        first sample (or the previous window's background) stands in. Windows sampled from the same frames (a
+        video shorter than the sampling span) share one background."""
+        if window.samples == previous.window.samples:
+            return replace(previous, window=window)
         try:
             return self._make(window, frames)
         except TemporalUnavailable as reason:
