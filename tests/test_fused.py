@@ -223,3 +223,22 @@ def test_each_window_of_a_mask_job_gets_a_background_in_the_output(trained_video
         assert json.loads(file.attrs["settings"])["resolved"]["background"] == "fused"
     assert report["background"] == "fused" and [w["start"] for w in report["windows"]] == [0, 8, 16, 24]
     assert all(w["immobile_worm_regions"] >= 3 for w in report["windows"])
+
+
+def test_12_bit_data_in_16_bit_files_at_the_default_delta_is_said(trained_video_model, structured_plate, tmp_path,
+                                                                   caplog):
+    """Issue 11 case 3: a 12-bit camera's frames in 16-bit files give no worm at the 16-bit default delta; the
+    job says so, with the fix, instead of writing empty masks without a word."""
+    from wormclean.predict.pipeline import MaskSettings, mask_video
+
+    video, _ = structured_plate
+    folder = tmp_path / "twelve_bit"
+    folder.mkdir()
+    with open_video(video) as reader:
+        for index, frame in reader.frames():
+            cv2.imwrite(str(folder / f"{index:03d}.png"), frame.astype(np.uint16) * 16)
+    with caplog.at_level(logging.WARNING):
+        result = mask_video(folder, tmp_path / "out.hdf5", MaskSettings(model=str(trained_video_model)))
+    assert result.n_frames == 30
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("no worm found" in message and "--delta 160" in message for message in warnings), warnings
