@@ -186,7 +186,8 @@ def test_help_explains_the_background_interval():
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "--bgnd-interval" in text and "[default: 1000]" in text
-    assert "22-27 s per 2048x2048 frame" in text and "1 runs the net on every frame" in text
+    assert "median of 21 frames sampled around it" in text and "1 runs it on every frame" in text
+    assert "--background [fused|net|temporal]" in text and "the paper's method" in text
 
 
 def test_preview_writes_one_row_per_frame(tmp_path, videos, models):

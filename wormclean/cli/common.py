@@ -29,7 +29,7 @@ class FiniteFloat(click.FloatRange):
 class Span(click.ParamType):
     """A positive span in frames (``150``) or seconds (``20s``), at most :data:`LARGEST_SPAN`; kept as text."""
 
-    name = "FRAMES|SECONDSs"
+    name = "frames|seconds"
 
     def convert(self, value, param, ctx):
         try:

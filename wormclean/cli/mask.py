@@ -27,12 +27,12 @@ DEFAULT_SAVE_INTERVAL = "5000"
 LARGEST_DILATION = 1000  # pixels; the disc is (2r + 1)^2, and worms are tens of pixels wide
 
 BGND_INTERVAL_HELP = (
-    "Run the net on one frame in this many (frames, e.g. 1000) or one per this many seconds (e.g. 40s); every "
-    "frame is segmented against the nearest such background, scaled to its brightness (flicker). The net is the "
-    "slow part: on a 2-core CPU the full net takes 22-27 s per 2048x2048 frame, against 35-75 ms per frame to "
-    "decode, segment and write, so the default adds about 27 ms per frame and the job runs within about 1.5x of "
-    "its speed without the net. 1 runs the net on every frame: about 500x slower on that CPU, affordable on a "
-    "GPU. Shorter intervals follow a changing background (moved plate, condensation) more closely."
+    "One background per this many frames (e.g. 1000) or seconds (e.g. 40s). With --background fused or temporal "
+    "each window of that length gets its own background: the median of 21 frames sampled around it, fused with "
+    "the net's run once on that median. With --background net the net runs on one frame in this many and each "
+    "frame takes the nearest; 1 runs it on every frame (about 500x slower on a 2-core CPU, affordable on a GPU). "
+    "Every frame is segmented against its background scaled to its brightness (flicker). Shorter windows follow "
+    "a changing background (moved plate, condensation) more closely and cost one net call each."
 )
 
 
@@ -180,10 +180,14 @@ def mask(
     """Find the worms in every frame of VIDEOS and write Tierpsy-style masked videos (HDF5).
 
     Each output holds /mask (the frame inside the worm regions, 0 elsewhere), /worm_mask (the binary worm
-    masks), /worm_blobs (each frame's worms: centroid, area, box, length), /full_data, /bgnd (the net's
-    backgrounds), /mean_intensity, /video_metadata and /timestamp (the frames' times), and the provenance by
+    masks), /worm_blobs (each frame's worms: centroid, area, box, length), /full_data, /bgnd (the
+    backgrounds used), /mean_intensity, /video_metadata and /timestamp (the frames' times), and the provenance by
     which Tierpsy Tracker takes the file as masked and starts tracking it (tierpsy_process). A video that breaks
     part-way gets masks for every frame before the break.
+
+    The background (--background): fused, the default, is the video's own median background per window with the
+    net's only under worms that never move; net is the net's alone (the paper's method); temporal the median
+    alone.
 
     Into a folder, a batch resumes: complete outputs already there are skipped (--overwrite redoes them), and
     OUT/wormclean-batch.csv lists every video with its status (done, skipped, failed), frames, seconds and
