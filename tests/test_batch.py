@@ -96,7 +96,7 @@ def test_a_dask_cluster_runs_a_folder(tmp_path, videos, model):
 
     out = tmp_path / "out"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, memory_limit=0) as cluster:
+                      dashboard_address=":0", memory_limit=0) as cluster:
         result = run("mask", *sorted(videos.glob("plate*.mp4")), "-o", out, "--model", model,
                      "--scheduler", cluster.scheduler_address, "-q")
     assert result.exit_code == 0, result.output
