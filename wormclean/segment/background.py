@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from skimage.filters import apply_hysteresis_threshold
 from skimage.morphology import skeletonize
 
@@ -317,37 +319,45 @@ def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     between them is less than that height. A row is three or more such blobs, or two that line up as a font's
     letters do and worms by chance hardly ever: tops and bottoms within a tenth of their height.
     """
-    top, left, bottom, right = features.boxes.T.astype(np.float64) if len(features.boxes) else (np.zeros(0),) * 4
-    height = bottom - top
-    big = features.area >= 0.25 * stats.area
-    groups = np.arange(len(height))
-
-    def root(index: int) -> int:
-        while groups[index] != index:
-            groups[index] = groups[groups[index]]
-            index = groups[index]
-        return index
-
-    aligned = np.zeros(len(height), bool)
-    for first in np.flatnonzero(big):
-        for second in np.flatnonzero(big):
-            if second <= first:
-                continue
-            tall = max(height[first], height[second])
-            gap = max(left[second] - right[first], left[first] - right[second])
-            if (
-                min(height[first], height[second]) * 2 >= tall
-                and abs((top[first] + bottom[first]) - (top[second] + bottom[second])) / 2 < tall / 3
-                and gap < tall
-            ):
-                groups[root(first)] = root(second)
-                if max(abs(top[first] - top[second]), abs(bottom[first] - bottom[second])) <= max(1.0, tall / 10):
-                    aligned[[first, second]] = True
-    if not len(height):
+    n_blobs = len(features.area)
+    if not n_blobs:
         return np.zeros(0, bool)
-    roots = np.array([root(index) for index in range(len(height))], dtype=np.int64)
-    sizes = np.bincount(roots, minlength=len(height))
-    return big & ((sizes[roots] >= 3) | aligned)
+    top, left, bottom, right = features.boxes.T.astype(np.float64)
+    height, centre = bottom - top, (top + bottom) / 2
+    big = np.flatnonzero(features.area >= 0.25 * stats.area)
+    if not len(big):
+        return np.zeros(n_blobs, bool)
+    # A sweep down the frame: each blob is compared with those whose centre is close enough below it.
+    order = big[np.argsort(centre[big], kind="stable")]
+    reach = float(height[order].max()) / 3
+    firsts, seconds = [], []
+    aligned = np.zeros(n_blobs, bool)
+    for position, first in enumerate(order):
+        stop = np.searchsorted(centre[order], centre[first] + reach, side="left")
+        others = order[position + 1 : stop]
+        if not len(others):
+            continue
+        tall = np.maximum(height[first], height[others])
+        gap = np.maximum(left[others] - right[first], left[first] - right[others])
+        row = (np.minimum(height[first], height[others]) * 2 >= tall) & (
+            np.abs(centre[first] - centre[others]) < tall / 3
+        ) & (gap < tall)
+        lined_up = row & (
+            np.maximum(np.abs(top[first] - top[others]), np.abs(bottom[first] - bottom[others]))
+            <= np.maximum(1.0, tall / 10)
+        )
+        firsts.append(np.full(np.count_nonzero(row), first))
+        seconds.append(others[row])
+        if lined_up.any():
+            aligned[first] = True
+            aligned[others[lined_up]] = True
+    edges = (np.concatenate(firsts), np.concatenate(seconds)) if firsts else (np.zeros(0, int), np.zeros(0, int))
+    graph = coo_matrix((np.ones(len(edges[0])), edges), shape=(n_blobs, n_blobs))
+    _, groups = connected_components(graph, directed=False)
+    sizes = np.bincount(groups)
+    in_rows = np.zeros(n_blobs, bool)
+    in_rows[big] = True
+    return in_rows & ((sizes[groups] >= 3) | aligned)
 
 
 @dataclass(frozen=True)
