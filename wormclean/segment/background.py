@@ -47,9 +47,9 @@ class WormStats:
     area : float
         Pixels per worm blob.
     width : float
-        Widest body diameter, pixels (twice the largest distance from the blob's edge).
+        Body thickness, pixels (twice the median distance from the edge along the centreline).
     length : float
-        Centreline length, pixels (skeleton pixels).
+        Centreline length, pixels (skeleton links, a diagonal counted as sqrt(2)).
     contrast : float
         Difference from the background inside the blob, grey levels (a high percentile, the body's core).
     source : str
@@ -368,7 +368,6 @@ class Fusion:
     regions: np.ndarray  # bool (H, W): where the net's background is used (the immobile worms, grown)
     n_candidates: int  # regions where the net removes something dark that the temporal background holds
     n_worms: int  # of those, the ones that look like worms: there the net's background is used
-    worm_pixels: int
 
 
 def fuse_backgrounds(
@@ -416,11 +415,10 @@ def fuse_backgrounds(
     chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1) & ~on_letters
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
-    pixels = int(np.count_nonzero(chosen))
     grow = max(1, math.ceil(stats.width / 2))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
-    if pixels:
+    if region.any():
         lighter = np.maximum if dark_worms else np.minimum
         fused[region] = lighter(temporal[region], net[region])
-    return Fusion(fused, region, len(features.area), n_worms, pixels)
+    return Fusion(fused, region, len(features.area), n_worms)
