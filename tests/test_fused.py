@@ -17,6 +17,7 @@ from wormclean.segment.background import (
     calibrate_worms,
     fuse_backgrounds,
     is_worm_like,
+    kth_smallest,
     temporal_background,
 )
 from wormclean.segment.metrics import MaskScores
@@ -56,6 +57,22 @@ def _shape(draw, size=160) -> np.ndarray:
     image = np.zeros((size, size), np.uint8)
     draw(image)
     return image.astype(bool)
+
+
+@pytest.mark.parametrize("dtype, n_frames", [(np.uint8, 21), (np.uint8, 6), (np.uint16, 7), (np.uint16, 2)])
+def test_kth_smallest_ranks_every_pixel_as_a_sort_does(dtype, n_frames):
+    rng = np.random.default_rng(n_frames)
+    top = np.iinfo(dtype).max
+    # Ties and the extremes of the type included.
+    frames = [rng.choice([0, 1, 7, top // 2, top - 1, top], (33, 47)).astype(dtype) for _ in range(n_frames)]
+    frames += [rng.integers(0, top, (33, 47), dtype=dtype, endpoint=True)]
+    ranked = np.sort(np.stack(frames), axis=0)
+    for k in range(len(frames)):
+        result = kth_smallest(frames, k)
+        assert result.dtype == dtype
+        np.testing.assert_array_equal(result, ranked[k])
+    with pytest.raises(ValueError):
+        kth_smallest(frames, len(frames))
 
 
 def test_worm_like_regions_are_worms_and_rings_lines_and_letters_are_not():
