@@ -132,7 +132,7 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     if crops_dir is not None:
         if inputs:
             raise SettingsError("give either videos or --crops, not both")
-        from wormclean.stills.dataset import crop_training_data
+        from wormclean.data.crops import crop_training_data
 
         target_classes = [t.strip() for t in targets.split(",")] if targets else None
         data = crop_training_data(crops_dir, targets=target_classes, patch_size=patch_size, seed=seed, mode=mode,

@@ -44,9 +44,9 @@ def crops(images, output, points, boxes, focus, colour, dark_objects, min_area, 
 
     Give exactly one of --points, --boxes and --focus.
     """
+    from wormclean.io.images import find_images
     from wormclean.stills.annotations import read_boxes, read_points
     from wormclean.stills.crops import CropSettings, extract_crops
-    from wormclean.stills.images import find_images
 
     if sum([points is not None, boxes is not None, focus]) != 1:
         raise SettingsError("give exactly one of --points, --boxes and --focus")
@@ -108,12 +108,12 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
     An image that cannot be read or written is reported and the others are still done; the exit code is then 2.
     """
     from wormclean.io.atomic import check_folder_writable, check_output_path
+    from wormclean.io.images import find_images, read_image, write_image
     from wormclean.model.registry import resolve_model
+    from wormclean.predict.filtering import filter_image as run_filter
+    from wormclean.predict.filtering import load_stills_model, model_colour_space
+    from wormclean.segment.detection import DetectionSettings, detect_objects
     from wormclean.stills.annotations import write_boxes
-    from wormclean.stills.detection import DetectionSettings, detect_objects
-    from wormclean.stills.filtering import filter_image as run_filter
-    from wormclean.stills.filtering import load_stills_model, model_colour_space
-    from wormclean.stills.images import find_images, read_image, write_image
 
     detection = DetectionSettings(min_area=min_area, min_contrast=min_contrast, close_radius=close_radius)
     model = load_stills_model(resolve_model(model_path))
@@ -177,9 +177,9 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
 def evaluate(detections, boxes, points, targets, image_inputs, iou, json_path, overwrite):
     """Localisation precision, recall and F1 of DETECTIONS (a box CSV from 'wormclean filter --boxes')."""
     from wormclean.io.atomic import atomic_output
+    from wormclean.io.images import find_images
+    from wormclean.segment.metrics import evaluate_detections as score
     from wormclean.stills.annotations import image_key, read_boxes, read_points
-    from wormclean.stills.evaluate import evaluate as score
-    from wormclean.stills.images import find_images
 
     if (boxes is None) == (points is None):
         raise SettingsError("give the truth as exactly one of --boxes and --points")

@@ -1,7 +1,8 @@
 """Tiled inference: the net's output for whole frames or images of any size, on the CPU or CUDA.
 
-Frames (grey ``(H, W)``) and images (``(H, W, C)``, as many channels as the net takes) are cut into equal tiles (:mod:`wormclean.predict.tiling`), tiles of all frames in a call are batched,
-and the outputs are cropped and stitched, so the result equals one whole-frame pass. On CUDA the net runs in
+Frames (grey ``(H, W)``, or ``(H, W, C)`` with as many channels as the net takes) are cut into equal tiles
+(:mod:`wormclean.predict.tiling`), tiles of all frames in a call are batched, and the outputs are cropped and
+stitched, so the result equals one whole-frame pass. On CUDA the net runs in
 fp16 autocast with ``channels_last`` (outputs are mapped back to pixels in float32); on the CPU it runs in
 float32 (bf16 autocast is 7-300x slower on CPUs without AMX). When CUDA runs out of memory the batch is halved
 and the work retried.
@@ -130,9 +131,8 @@ def predict_backgrounds(
     margin = net.edge_margin
     frames = [_pad_margin(frame, margin) for frame in frames]
     grids: dict[tuple[int, int], TileGrid] = {}
-    for frame in frames:
-        if frame.shape[:2] not in grids:
-            grids[frame.shape[:2]] = plan_tiles(frame.shape[:2], tile_size, net.receptive_field_radius(), net.config.multiple)
+    for shape in dict.fromkeys(frame.shape[:2] for frame in frames):
+        grids[shape] = plan_tiles(shape, tile_size, net.receptive_field_radius(), net.config.multiple)
     backgrounds: list[np.ndarray | None] = [None] * len(frames)
     for shape, grid in grids.items():
         members = [i for i, frame in enumerate(frames) if frame.shape[:2] == shape]

@@ -84,6 +84,36 @@ def otsu_level(signal: np.ndarray) -> float:
     return max(float(threshold_otsu(signal)), 3.0 * noise)
 
 
+def otsu_threshold(values: np.ndarray, n_bins: int = 256) -> float:
+    """Otsu's threshold of an array of any range (values above it form the bright class).
+
+    :func:`skimage.filters.threshold_otsu` over ``n_bins`` bins of the array's own range, so it behaves the same
+    on 8-bit, 16-bit and log values, moved from the centre to the upper edge of the dark class's last bin (the
+    whole bin falls on the dark side). A constant array returns its value.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    half_bin = (float(values.max()) - float(values.min())) / (2 * n_bins)
+    return float(threshold_otsu(values, nbins=n_bins)) + half_bin
+
+
+def label_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask, with OpenCV's statistics.
+
+    Returns
+    -------
+    n_labels : int
+        Number of labels including the background label 0.
+    labels : np.ndarray
+        int32 ``(H, W)``, 0 for background.
+    stats : np.ndarray
+        ``(n_labels, 5)`` int32 rows ``(x, y, width, height, area)`` (``cv2.CC_STAT_*``).
+    """
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
+    )
+    return n_labels, labels, stats
+
+
 def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """8-connected components of a boolean mask.
 
@@ -96,9 +126,7 @@ def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     areas : np.ndarray
         Pixel count per label, ``(n_labels,)``.
     """
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
-    )
+    n_labels, labels, stats = label_stats(mask)
     return n_labels, labels, stats[:, cv2.CC_STAT_AREA]
 
 

@@ -28,18 +28,20 @@ import cv2
 import numpy as np
 
 from wormclean.errors import SettingsError
-from wormclean.stills.annotations import Box, Point, image_key
-from wormclean.stills.colour import COLOUR_MODES, ColourSpace, bit_depth_of, luminance, objects_are_dark
-from wormclean.stills.images import read_image
-from wormclean.stills.regions import (
+from wormclean.io.images import bit_depth_of, read_image
+from wormclean.segment.regions import (
+    Box,
     Component,
+    Point,
     clip_box,
+    find_components,
     foreground_mask,
-    grow,
     intensity,
-    label_components,
     largest_component,
 )
+from wormclean.segment.threshold import dilate
+from wormclean.stills.annotations import image_key
+from wormclean.stills.colour import COLOUR_MODES, ColourSpace, luminance, objects_are_dark
 from wormclean.stills.store import CropsWriter, check_class_name
 
 log = logging.getLogger(__name__)
@@ -185,7 +187,7 @@ def regions_from_points(
     components dropped (``mixed`` classes, ``unlabelled``).
     """
     foreground = foreground_mask(working, settings.log_threshold)
-    labels, components = label_components(foreground, settings.min_area)
+    labels, components = find_components(foreground, settings.min_area)
     height, width = labels.shape
     classes: dict[int, set[str]] = {}
     for point in points:
@@ -241,7 +243,7 @@ def focus_scores(working: np.ndarray, settings: CropSettings) -> tuple[np.ndarra
     Returns the ``(H, W)`` label image, a list of ``(Component, score)`` and the ``(H, W)`` bool foreground.
     """
     foreground = foreground_mask(working, settings.log_threshold)
-    labels, components = label_components(foreground, settings.min_area)
+    labels, components = find_components(foreground, settings.min_area)
     blurred = cv2.GaussianBlur(intensity(working), (0, 0), settings.focus_sigma)
     response = np.abs(cv2.Laplacian(blurred, cv2.CV_32F))
     scored = []
@@ -268,7 +270,7 @@ def background_windows(
     """
     height, width = objects.shape
     size = min(settings.background_size, height, width)
-    visible = ~grow(objects, settings.background_grow)
+    visible = ~dilate(objects, settings.background_grow)
     windows = []
     for _ in range(settings.backgrounds_per_image):
         row = int(rng.integers(0, height - size + 1))

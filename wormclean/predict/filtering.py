@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from wormclean.errors import ModelFileError, SettingsError
+from wormclean.io.images import bit_depth_of
 from wormclean.model.modelfile import ModelFile, load_model
 from wormclean.predict.inference import predict_background
-from wormclean.stills.colour import ColourSpace, bit_depth_of
+from wormclean.stills.colour import ColourSpace
 
 log = logging.getLogger(__name__)
 

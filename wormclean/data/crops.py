@@ -13,17 +13,17 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from wormclean.data.shards import stream_shard
-from wormclean.data.training_data import TrainingData
-from wormclean.errors import SettingsError
-from wormclean.model.modelfile import Normalisation
-from wormclean.stills.store import CropsCatalogue, read_catalogue
-from wormclean.stills.synthesis import (
+from wormclean.data.synthesis import (
     BackgroundPatch,
     CropBank,
     ObjectCrop,
     SynthesisSettings,
     synthesize_pair,
 )
+from wormclean.data.training_data import TrainingData
+from wormclean.errors import SettingsError
+from wormclean.model.modelfile import Normalisation
+from wormclean.stills.store import CropsCatalogue, read_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def crop_training_data(
     targets : sequence of str
         Classes to keep (``mode="keep"``) or to remove (``mode="remove"``); the other classes are the others.
     patch_size, mode, max_overlap :
-        See :class:`~wormclean.stills.synthesis.SynthesisSettings`; further settings of it can be passed as
+        See :class:`~wormclean.data.synthesis.SynthesisSettings`; further settings of it can be passed as
         keywords (``n_targets=(1, 2)``, ``zoom=...``).
     seed : int
         Seeds the pair stream (with the worker id) and the validation split.

@@ -1,6 +1,6 @@
 """Objects in a filtered image: Otsu on the net's output, small components dropped, one box per component.
 
-Pure numpy: the input is the working-space output of :func:`wormclean.stills.filtering.filter_image` (objects
+Pure numpy: the input is the working-space output of :func:`wormclean.predict.filtering.filter_image` (objects
 bright over a flat background).
 """
 
@@ -12,8 +12,8 @@ import numpy as np
 from scipy import ndimage
 
 from wormclean.errors import SettingsError
-from wormclean.stills.annotations import Box
-from wormclean.stills.regions import intensity, label_components, otsu_threshold
+from wormclean.segment.regions import Box, find_components, intensity
+from wormclean.segment.threshold import otsu_threshold
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def object_mask(working: np.ndarray, top: float, settings: DetectionSettings) ->
         radius = settings.close_radius
         disc = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius
         mask = ndimage.binary_closing(np.pad(mask, radius), structure=disc)[radius:-radius, radius:-radius]
-    labels, _ = label_components(ndimage.binary_fill_holes(mask), settings.min_area)
+    labels, _ = find_components(ndimage.binary_fill_holes(mask), settings.min_area)
     return labels > 0
 
 
@@ -66,7 +66,7 @@ def detect_objects(working: np.ndarray, top: float, settings: DetectionSettings)
     mask = object_mask(working, top, settings)
     values = intensity(working) / top
     background = float(np.median(values))
-    labels, components = label_components(mask, settings.min_area)
+    labels, components = find_components(mask, settings.min_area)
     boxes = []
     for component in components:
         xmin, ymin, xmax, ymax = component.box
