@@ -20,7 +20,7 @@ from wormclean.data.synthesis import (
     SynthesisSettings,
     synthesize_pair,
 )
-from wormclean.data.training_data import TrainingData
+from wormclean.data.training_data import TrainingData, fixed_batches, hold_out
 from wormclean.errors import SettingsError
 from wormclean.model.modelfile import Normalisation
 from wormclean.stills.store import CropsCatalogue, read_catalogue
@@ -114,18 +114,6 @@ class SyntheticPairDataset(IterableDataset):
             yield self.sample(rng)
 
 
-def fixed_batches(
-    dataset: SyntheticPairDataset, n_batches: int, batch_size: int, seed: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``n_batches`` batches ``(batch_size, C, P, P)`` drawn once from a stream of their own."""
-    rng = np.random.default_rng([seed, VALIDATION_STREAM])
-    batches = []
-    for _ in range(n_batches):
-        pairs = [dataset.sample(rng) for _ in range(batch_size)]
-        batches.append((torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])))
-    return batches
-
-
 def split_images(
     catalogue: CropsCatalogue, targets: Sequence[str], fraction: float, seed: int
 ) -> tuple[set[str] | None, set[str] | None]:
@@ -138,9 +126,8 @@ def split_images(
     n_validation = int(round(fraction * len(names)))
     if n_validation == 0 or n_validation >= len(names):
         return None, None
-    order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(names))
-    validation = {names[i] for i in order[:n_validation]}
-    training = set(names) - validation
+    kept, held_out = hold_out(names, n_validation, np.random.default_rng([seed, VALIDATION_STREAM]))
+    training, validation = set(kept), set(held_out)
     with_targets = {entry["image"] for entry in catalogue.index["crops"] if entry["class"] in targets}
     if not (with_targets & validation and with_targets & training):
         return None, None
@@ -215,7 +202,9 @@ def crop_training_data(
     else:
         validation_bank = load_bank(catalogue, targets, validation_images, max_crops_per_class, rng)
         validation_source = SyntheticPairDataset(validation_bank, settings, seed)
-    validation = fixed_batches(validation_source, validation_batches, validation_batch_size, seed)
+    validation_rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    pairs = iter(lambda: validation_source.sample(validation_rng), None)
+    validation = fixed_batches(pairs, validation_batches, validation_batch_size)
     synthesis = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
     metadata = {
         "kind": "stills",

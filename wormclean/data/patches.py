@@ -160,15 +160,3 @@ class LaggedPatchDataset(IterableDataset):
         if extra:
             target[0][torch.from_numpy(patches[2].astype(bool))] = float("nan")  # left out of the loss
         return source, target
-
-
-def fixed_batches(
-    dataset: IterableDataset, n_batches: int, batch_size: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Draw ``n_batches`` batches from ``dataset`` once, in this process, to serve as a fixed validation set."""
-    stream = iter(dataset)
-    batches = []
-    for _ in range(n_batches):
-        items = [next(stream) for _ in range(batch_size)]
-        batches.append((torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])))
-    return batches

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from wormclean.data.pairs import resolve_lag
-from wormclean.data.patches import LaggedPatchDataset, fixed_batches
-from wormclean.data.training_data import TrainingData
+from wormclean.data.patches import LaggedPatchDataset
+from wormclean.data.training_data import TrainingData, fixed_batches, hold_out
 from wormclean.errors import SettingsError
 from wormclean.io import find_videos, open_video
 from wormclean.model.modelfile import Normalisation
@@ -29,9 +29,8 @@ def split_videos(
     if len(videos) < 2 or val_fraction == 0:
         return list(videos), []
     n_val = min(len(videos) - 1, max(1, round(val_fraction * len(videos))))
-    order = np.random.default_rng(seed).permutation(len(videos))
-    held_out = sorted(videos[i] for i in order[:n_val])
-    return [v for v in videos if v not in held_out], held_out
+    kept, held_out = hold_out(videos, n_val, np.random.default_rng(seed))
+    return kept, sorted(held_out)
 
 
 def video_training_data(
