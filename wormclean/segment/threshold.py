@@ -14,20 +14,11 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from wormclean.errors import SettingsError
-
-THRESHOLD_METHODS = ("delta", "otsu")
-
-# Difference (grey levels of an 8-bit video) above which a pixel is a worm; scaled by 2 ** (bits - 8).
-DEFAULT_DELTA_8BIT = 10.0
+from wormclean.settings import DEFAULT_MIN_AREA, THRESHOLD_METHODS, default_delta
 
 # Pixels sampled per frame for the brightness gain: a median over ~65k pixels is stable to well under a
 # grey level and costs about a millisecond.
 _GAIN_SAMPLES = 65536
-
-
-def default_delta(bit_depth: int) -> float:
-    """The default worm threshold for a video of ``bit_depth`` bits: 10 grey levels at 8 bits, scaled."""
-    return DEFAULT_DELTA_8BIT * 2.0 ** (bit_depth - 8)
 
 
 def brightness_gain(frame: np.ndarray, background: np.ndarray) -> float:
@@ -185,7 +176,7 @@ def segment(
     dark_worms: bool = True,
     method: str = "delta",
     delta: float | None = None,
-    min_area: int = 20,
+    min_area: int = DEFAULT_MIN_AREA,
     bit_depth: int = 8,
     compensate_flicker: bool = True,
     max_area: int | None = None,
