@@ -17,19 +17,14 @@ from click.testing import CliRunner
 
 from wormclean.cli import cli
 from wormclean.data.crops import crop_training_data
-from wormclean.data.synthesis import (
-    BackgroundPatch,
-    CropBank,
-    ObjectCrop,
-    SynthesisSettings,
-    synthesize_pair,
-)
+from wormclean.data.synthesis import BackgroundPatch, CropBank, ObjectCrop, synthesize_pair
 from wormclean.errors import ModelFileError, OutputError, SettingsError
 from wormclean.io.images import read_image, write_image
 from wormclean.model.modelfile import Normalisation, save_model
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.predict.filtering import filter_image, load_stills_model
 from wormclean.segment.regions import Box, Point
+from wormclean.settings import SynthesisSettings
 from wormclean.stills.annotations import read_boxes
 from wormclean.stills.colour import ColourSpace, objects_are_dark
 from wormclean.stills.crops import CropSettings, extract_crops

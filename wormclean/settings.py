@@ -240,3 +240,221 @@ class VideoMaskSettings:
     def to_dict(self) -> dict:
         """The settings as plain values."""
         return asdict(self)
+
+
+# --- fit -------------------------------------------------------------------------------------------------------
+
+FINE_TUNING_STEPS = 500
+"""Steps of ``wormclean fit`` when it starts from a model (``--init``), unless ``--steps`` says otherwise."""
+
+REFERENCE_BATCH = 36
+REFERENCE_LEARNING_RATE = 1e-4
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of one training run.
+
+    ``width`` and ``depth`` of None take the architecture of ``--init``/``--resume`` or else the paper's
+    (48, 5). ``learning_rate`` of None is 1e-4 at batch 36, scaled linearly with the batch size.
+    """
+
+    steps: int = 10000
+    batch_size: int = 16
+    width: int | None = None
+    depth: int | None = None
+    learning_rate: float | None = None
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    validate_every: int = 250
+    time_limit_s: float | None = None
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise SettingsError(f"--steps must be at least 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
+        for name in ("width", "depth"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SettingsError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise SettingsError(f"--seed must be 0 or more, got {self.seed}")
+        if self.workers < 0:
+            raise SettingsError(f"--workers must be 0 or more, got {self.workers}")
+        if self.validate_every < 1:
+            raise SettingsError(f"validate_every must be at least 1, got {self.validate_every}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise SettingsError(f"the time limit must be positive, got {self.time_limit_s}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
+            raise SettingsError(f"the learning rate must be positive, got {self.learning_rate}")
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return REFERENCE_LEARNING_RATE * self.batch_size / REFERENCE_BATCH
+
+
+@dataclass(frozen=True)
+class VideoFitSettings:
+    """What a model learns from videos (``wormclean fit VIDEOS``): lagged frame pairs cut into patches.
+
+    Parameters
+    ----------
+    lag : str, optional
+        Frames (``"150"``) or seconds (``"200s"``) between the two frames of a pair; None: half the video, at
+        most 60 s (:func:`~wormclean.data.pairs.resolve_lag`).
+    patch_size : int
+        Side of the square training patches, pixels.
+    val_fraction : float
+        Fraction of the videos held out for validation, in [0, 1).
+    val_batches, val_batch_size : int
+        Fixed validation batches drawn once.
+    n_key_frames : int
+        Frames per video whose pairs are scored for change (see :class:`~wormclean.data.patches.LaggedPatchDataset`).
+    min_change : float
+        Drop frame pairs whose largest smoothed change is below this many grey levels.
+    change_fraction : float
+        Fraction of patches centred on where the pair changed most (moving worms), in [0, 1].
+    """
+
+    lag: str | None = None
+    patch_size: int = 256
+    val_fraction: float = 0.1
+    val_batches: int = 4
+    val_batch_size: int = 8
+    n_key_frames: int = 8
+    min_change: float = 0.0
+    change_fraction: float = 0.0
+
+    def __post_init__(self):
+        if self.lag is not None:
+            object.__setattr__(self, "lag", str(parse_span(self.lag, "--lag")))
+        _check_at_least(self.patch_size, 16, "--patch-size")
+        if not 0 <= self.val_fraction < 1:
+            raise SettingsError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        _check_at_least(self.val_batches, 0, "val_batches")
+        _check_at_least(self.val_batch_size, 1, "val_batch_size")
+        _check_at_least(self.n_key_frames, 1, "n_key_frames")
+        _check_at_least(self.min_change, 0, "--min-change")
+        if not 0 <= self.change_fraction <= 1:
+            raise SettingsError(f"--focus-changes must be in [0, 1], got {self.change_fraction}")
+
+    @property
+    def lag_span(self) -> FrameSpan | None:
+        """The lag as a :class:`~wormclean.units.FrameSpan` (None: automatic)."""
+        return None if self.lag is None else FrameSpan.parse(self.lag)
+
+
+SYNTHESIS_MODES = ("keep", "remove")
+"""keep: the target classes stay and the others vary; remove: the targets vary and are taken away."""
+
+
+@dataclass(frozen=True)
+class SynthesisSettings:
+    """How synthetic pairs are drawn.
+
+    Parameters
+    ----------
+    patch_size : int
+        Side of the square images, pixels.
+    mode : {"keep", "remove"}
+        Keep the target classes (others and background vary) or remove them (targets vary).
+    max_overlap : float
+        Largest fraction of an object's visible area that other objects may cover, in [0, 1).
+        The paper used 0.5 to 0.9.
+    n_targets, n_others : (int, int)
+        Inclusive range of how many target and other crops are tried per image.
+    max_coverage : float
+        The varying objects (keep: others; remove: targets) stop being added once they cover this fraction of
+        the image, in (0, 1]. Below one half, most draws leave any given pixel free of them, so their median
+        there is the background: this is what lets the L1 loss take them away, whatever the crop sizes.
+    zoom : (float, float)
+        Range of the scale factor applied to crops.
+    intensity_scale : (float, float)
+        Range of the factor on a crop's (background-subtracted) values and on background patches.
+    intensity_offset : (float, float)
+        Range of the value added inside a crop, as a fraction of the full range.
+    placement_tries : int
+        Random positions tried per crop before it is left out.
+    clean_target : bool
+        Train towards the shared layer instead of the second image (see the module docstring).
+    """
+
+    patch_size: int = 256
+    mode: str = "keep"
+    max_overlap: float = 0.7
+    n_targets: tuple[int, int] = (1, 3)
+    n_others: tuple[int, int] = (2, 10)
+    max_coverage: float = 0.4
+    zoom: tuple[float, float] = (0.85, 1.15)
+    intensity_scale: tuple[float, float] = (0.85, 1.15)
+    intensity_offset: tuple[float, float] = (-0.02, 0.02)
+    placement_tries: int = 20
+    clean_target: bool = False
+
+    def __post_init__(self):
+        if self.patch_size < 16:
+            raise SettingsError(f"--patch-size must be at least 16, got {self.patch_size}")
+        if self.mode not in SYNTHESIS_MODES:
+            raise SettingsError(f"mode must be 'keep' or 'remove', got {self.mode!r}")
+        if not 0 <= self.max_overlap < 1:
+            raise SettingsError(f"--max-overlap must be in [0, 1), got {self.max_overlap}")
+        for name in ("n_targets", "n_others"):
+            low, high = getattr(self, name)
+            if not 0 <= low <= high:
+                raise SettingsError(f"{name} must be a range 0 <= low <= high, got {getattr(self, name)}")
+        for name in ("zoom", "intensity_scale"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise SettingsError(f"{name} must be a positive range low <= high, got {getattr(self, name)}")
+        low, high = self.intensity_offset
+        if not -1 <= low <= high <= 1:
+            raise SettingsError(f"intensity_offset must be a range within [-1, 1], got {self.intensity_offset}")
+        if not 0 < self.max_coverage <= 1:
+            raise SettingsError(f"max_coverage must be in (0, 1], got {self.max_coverage}")
+        if self.placement_tries < 1:
+            raise SettingsError(f"placement_tries must be at least 1, got {self.placement_tries}")
+
+
+@dataclass(frozen=True)
+class CropFitSettings:
+    """What a still-image model learns from a CROPS_DIR (``wormclean fit --crops``): synthetic pairs.
+
+    Parameters
+    ----------
+    synthesis : SynthesisSettings
+        How the pairs are drawn (patch size, keep or remove, overlap, ...).
+    log_scale : bool
+        Normalise ``log1p`` of the working values (for data spanning decades, e.g. 16-bit fluorescence).
+    validation_fraction : float
+        Fraction of source images whose crops make only the validation pairs, in [0, 1).
+    validation_batches, validation_batch_size : int
+        Fixed validation batches drawn once.
+    max_crops_per_class : int or None
+        At most this many crops of each class in memory.
+    """
+
+    synthesis: SynthesisSettings = SynthesisSettings()
+    log_scale: bool = False
+    validation_fraction: float = 0.1
+    validation_batches: int = 2
+    validation_batch_size: int = 8
+    max_crops_per_class: int | None = 2000
+
+    def __post_init__(self):
+        if not 0 <= self.validation_fraction < 1:
+            raise SettingsError(f"the validation fraction must be in [0, 1), got {self.validation_fraction}")
+        _check_at_least(self.validation_batches, 0, "validation_batches")
+        _check_at_least(self.validation_batch_size, 1, "validation_batch_size")
+        _check_at_least(self.max_crops_per_class, 1, "max_crops_per_class")
+
+    @classmethod
+    def from_options(cls, **options) -> CropFitSettings:
+        """Settings from flat keywords: those of :class:`SynthesisSettings` (``patch_size=64``,
+        ``n_targets=(1, 2)``) go to ``synthesis``, the others are this class's own."""
+        synthesis_names = {field.name for field in fields(SynthesisSettings)}
+        synthesis = {name: value for name, value in options.items() if name in synthesis_names}
+        own = {name: value for name, value in options.items() if name not in synthesis_names}
+        return cls(synthesis=SynthesisSettings(**synthesis), **own)
