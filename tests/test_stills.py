@@ -24,10 +24,10 @@ from wormclean.model.modelfile import Normalisation, save_model
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.predict.filtering import filter_image, load_stills_model
 from wormclean.segment.regions import Box, Point
-from wormclean.settings import SynthesisSettings
+from wormclean.settings import CropSettings, SynthesisSettings
 from wormclean.stills.annotations import read_boxes
 from wormclean.stills.colour import ColourSpace, objects_are_dark
-from wormclean.stills.crops import CropSettings, extract_crops
+from wormclean.stills.crops import extract_crops
 from wormclean.stills.store import read_catalogue
 
 BACKGROUND, OBJECT = 20, 170

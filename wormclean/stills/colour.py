@@ -25,8 +25,8 @@ import numpy as np
 
 from wormclean.errors import SettingsError
 from wormclean.segment.threshold import otsu_threshold
+from wormclean.settings import COLOUR_MODES
 
-COLOUR_MODES = ("grey", "invert", "rgb")
 # ITU-R BT.601 luma weights, as OpenCV's RGB2GRAY; applied in float so 16-bit data keeps its precision.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
