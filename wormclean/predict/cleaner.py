@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -42,7 +41,7 @@ from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, 
 from wormclean.segment.background import WormStats
 from wormclean.segment.threshold import segment
 from wormclean.settings import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, MaskSettings, NetSettings, SegmentSettings
-from wormclean.threads import END, Failure, put_unless_stopped
+from wormclean.threads import END, NOTHING, Producer
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
@@ -290,15 +289,10 @@ class _BackgroundSchedule:
         self.from_stream = interval <= _STREAM_INTERVAL_LIMIT
         self.held_limit = interval // 2 + 2 if self.from_stream else _HELD_FRAMES
         self.requests: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue(maxsize=2)
-        self.stopping = threading.Event()
         self.available: deque[tuple[int, np.ndarray]] = deque()
-        self.finished = False
+        self.backgrounds: Producer | None = None
 
     # -- background thread ------------------------------------------------------------------------------
-    def _put(self, item) -> bool:
-        return put_unless_stopped(self.results, item, self.stopping)
-
     def _requested(self) -> Iterator[tuple[int, np.ndarray]]:
         while (item := self.requests.get()) is not END:
             yield item
@@ -316,7 +310,8 @@ class _BackgroundSchedule:
                 group.append(following)
             yield group
 
-    def _produce(self) -> None:
+    def _made(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, background)`` of the frames 0, b, 2b, ... in order (made in the producer thread)."""
         second_reader = source = None
         try:
             if self.from_stream:
@@ -326,15 +321,8 @@ class _BackgroundSchedule:
                 source = second_reader.read(range(0, self.reader.n_frames, self.interval))
             size = self.cleaner.frames_per_call((self.reader.height, self.reader.width))
             for group in self._groups(source, size):
-                if self.stopping.is_set():
-                    return
                 backgrounds = self.cleaner.backgrounds([frame for _, frame in group])
-                for (index, _), background in zip(group, backgrounds):
-                    if not self._put((index, background)):
-                        return
-            self._put(END)
-        except BaseException as error:  # carried to the consumer and raised there
-            self._put(Failure(error))
+                yield from zip((index for index, _ in group), backgrounds)
         finally:
             if source is not None:
                 source.close()
@@ -344,15 +332,10 @@ class _BackgroundSchedule:
     # -- consumer ---------------------------------------------------------------------------------------
     def _pull(self, block: bool) -> bool:
         """Take one result from the thread; False if none was waiting (``block`` false)."""
-        try:
-            item = self.results.get(block=block)
-        except queue.Empty:
+        item = self.backgrounds.take(block)
+        if item is NOTHING:
             return False
-        if item is END:
-            self.finished = True
-        elif isinstance(item, Failure):
-            raise item.error
-        else:
+        if item is not END:
             self.available.append(item)
             if self.on_background is not None:
                 self.on_background(*item)
@@ -363,7 +346,7 @@ class _BackgroundSchedule:
         while len(self.available) >= 2 and self.available[1][0] <= index:
             self.available.popleft()
         if not self.available:
-            if self.finished:
+            if self.backgrounds.finished:
                 raise VideoError(f"{self.reader.path}: no background could be computed for frame {index}")
             return None
         before, background = self.available[0]
@@ -371,7 +354,7 @@ class _BackgroundSchedule:
             return background
         if len(self.available) >= 2:
             return self.available[1][1]
-        return background if self.finished else None
+        return background if self.backgrounds.finished else None
 
     def _ready(self, held: deque, keep: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Segment held frames whose background is known, waiting for backgrounds while more than ``keep``
@@ -386,8 +369,7 @@ class _BackgroundSchedule:
             yield index, frame, self.cleaner.segment(frame, background)
 
     def run(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        thread = threading.Thread(target=self._produce, name=f"backgrounds {self.reader.path.name}", daemon=True)
-        thread.start()
+        self.backgrounds = Producer(self._made(), depth=2, name=f"backgrounds {self.reader.path.name}")
         held: deque[tuple[int, np.ndarray]] = deque()
         frames = self.reader.frames()
         try:
@@ -400,6 +382,5 @@ class _BackgroundSchedule:
             yield from self._ready(held, 0)
         finally:
             frames.close()
-            self.stopping.set()
-            self.requests.put(END)
-            thread.join()
+            self.requests.put(END)  # a thread waiting for frames from the stream stops waiting
+            self.backgrounds.close()

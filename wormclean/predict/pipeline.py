@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from wormclean.model.registry import file_sha256
 from wormclean.predict.cleaner import Cleaner
 from wormclean.segment.threshold import brightness_gain, dilate
 from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings
+from wormclean.threads import Consumer
 
 log = logging.getLogger(__name__)
 
@@ -89,51 +88,34 @@ def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
 
 
 class _Writer:
-    """Dilates and writes frames in a thread; an error there is raised in the caller at its next call."""
+    """Dilates and writes frames in a :class:`~wormclean.threads.Consumer` thread; an error there is raised in
+    the caller at its next call."""
 
     def __init__(self, writer: MaskedVideoWriter, dilation: int):
         self.writer = writer
         self.dilation = dilation
-        self.items: queue.Queue = queue.Queue(maxsize=_WRITER_QUEUE)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="mask writer", daemon=True)
-        self.thread.start()
+        self.thread = Consumer(self._write, _WRITER_QUEUE, "mask writer")
 
-    def _run(self) -> None:
-        while (item := self.items.get()) is not None:
-            if self.error is not None:
-                continue  # drain, so that the producer never blocks
-            try:
-                if len(item) == 2:
-                    self.writer.write_background(*item)
-                else:
-                    index, frame, worms = item
-                    self.writer.write(index, frame, worms, dilate(worms, self.dilation))
-            except BaseException as error:  # raised again in the caller
-                self.error = error
-
-    def _check(self) -> None:
-        if self.error is not None:
-            raise self.error
+    def _write(self, item) -> None:
+        if len(item) == 2:
+            self.writer.write_background(*item)
+        else:
+            index, frame, worms = item
+            self.writer.write(index, frame, worms, dilate(worms, self.dilation))
 
     def frame(self, index: int, frame: np.ndarray, worms: np.ndarray) -> None:
-        self._check()
-        self.items.put((index, frame, worms))
+        self.thread.put((index, frame, worms))
 
     def background(self, index: int, background: np.ndarray) -> None:
-        self._check()
-        self.items.put((index, background))
+        self.thread.put((index, background))
 
     def close(self) -> None:
-        """Stop the thread once everything queued is handled (errors stay in ``error``)."""
-        if self.thread.is_alive():
-            self.items.put(None)
-            self.thread.join()
+        """Stop the thread once everything queued is handled (errors stay in the thread)."""
+        self.thread.close()
 
     def finish(self) -> None:
         """Wait until everything queued is written; raise the writer's error if there was one."""
-        self.close()
-        self._check()
+        self.thread.finish()
 
 
 class _OutputCheck:
