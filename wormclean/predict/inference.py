@@ -20,6 +20,7 @@ from wormclean.errors import SettingsError
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import Normalisation
 from wormclean.model.unet import UNet
+from wormclean.padding import pad_image
 from wormclean.predict.tiling import TileGrid, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,7 @@ def predict_backgrounds(
 
 def _pad_margin(frame: np.ndarray, margin: int) -> np.ndarray:
     """Reflect-pad an ``(H, W, C)`` frame by ``margin`` on every side (edge replication where it is too small)."""
-    mode = "reflect" if margin < frame.shape[0] and margin < frame.shape[1] else "edge"
-    return np.pad(frame, ((margin, margin), (margin, margin), (0, 0)), mode=mode)
+    return pad_image(frame, (margin, margin), (margin, margin))
 
 
 def predict_background(
