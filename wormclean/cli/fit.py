@@ -53,7 +53,7 @@ LAG_HELP = (
 @click.option("--patch-size", default=VideoFitSettings.patch_size, type=click.IntRange(min=16),
               help="Side of the square training patches (pixels).")
 @click.option("--width", default=None, type=click.IntRange(min=4),
-              help="Base channels of the U-Net [default: 48, the paper's]. On a CPU, 16 trains ~4x faster.")
+              help="Base channels of the U-Net [default: 48, the paper's]. On a CPU, 16 trains several times faster.")
 @click.option("--depth", default=None, type=click.IntRange(min=1, max=10),
               help="Pooling levels of the U-Net [default: 5].")
 @click.option("--learning-rate", default=None, type=FiniteFloat(min=0, min_open=True),
@@ -101,7 +101,7 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     Pairs of frames of the same video a lag apart are the input and target of an L1 loss: the net learns the
     per-pixel median, the background with the worms removed, from a single frame. No annotation is needed.
     The paper's net from scratch wants a GPU (--device cuda); on a CPU the default is to fine-tune the shipped
-    model (500 steps, about 15 minutes on 2 cores).
+    model (500 steps; after the first ones it says how long the rest will take).
     Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues, on any number of processes.
 
     Several GPUs: torchrun --nproc_per_node N -m wormclean fit ... trains with DistributedDataParallel, each

@@ -35,7 +35,7 @@ BGND_INTERVAL_HELP = (
     "One background per this many frames (e.g. 1000) or seconds (e.g. 40s). With --background fused or temporal "
     "each window of that length gets its own background: the median of 21 frames sampled around it, fused with "
     "the net's run once on that median. With --background net the net runs on one frame in this many and each "
-    "frame takes the nearest; 1 runs it on every frame (about 500x slower on a 2-core CPU, affordable on a GPU). "
+    "frame takes the nearest; 1 runs it on every frame (hundreds of times slower on a CPU, affordable on a GPU). "
     "Every frame is segmented against its background scaled to its brightness (flicker). Shorter windows follow "
     "a changing background (moved plate, condensation) more closely and cost one net call each."
 )
