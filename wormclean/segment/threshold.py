@@ -106,17 +106,8 @@ def label_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """8-connected components of a boolean mask.
-
-    Returns
-    -------
-    n_labels : int
-        Number of labels including the background label 0.
-    labels : np.ndarray
-        int32 ``(H, W)``, 0 for background.
-    areas : np.ndarray
-        Pixel count per label, ``(n_labels,)``.
-    """
+    """8-connected components of a boolean mask: ``(n_labels, labels, areas)`` as :func:`label_stats` gives
+    them, with the pixel count of each label, ``(n_labels,)``, in place of the statistics."""
     n_labels, labels, stats = label_stats(mask)
     return n_labels, labels, stats[:, cv2.CC_STAT_AREA]
 
