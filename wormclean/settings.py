@@ -291,6 +291,7 @@ class TrainSettings:
 
     @property
     def lr(self) -> float:
+        """The learning rate: ``learning_rate``, or the default for ``batch_size``."""
         if self.learning_rate is not None:
             return self.learning_rate
         return REFERENCE_LEARNING_RATE * self.batch_size / REFERENCE_BATCH
