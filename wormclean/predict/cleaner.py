@@ -116,7 +116,7 @@ class Cleaner:
             background=background,
             dark_worms=model_dark_worms if dark_worms is None else bool(dark_worms),
         )
-        NetSettings(str(device), tile_size, batch_size)
+        NetSettings(str(device), tile_size, batch_size)  # checks them; the defaults come with the device
         self.model = model
         self.device = resolve_device(device)
         self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
