@@ -30,8 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from wormclean.io import open_video  # noqa: E402
-from wormclean.predict.cleaner import DEFAULT_BGND_INTERVAL  # noqa: E402
-from wormclean.predict.pipeline import MaskSettings  # noqa: E402
+from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings  # noqa: E402
 from wormclean.sim import SimulationSettings, write_simulation  # noqa: E402
 
 

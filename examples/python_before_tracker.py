@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from wormclean.predict.pipeline import MaskSettings, mask_video
+from wormclean.predict.pipeline import mask_video
+from wormclean.settings import MaskSettings
 
 
 def read_blobs(masked_video: str | Path) -> dict[int, np.ndarray]:

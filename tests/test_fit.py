@@ -128,3 +128,21 @@ def test_mixed_bit_depths_are_refused(tmp_path):
     result = run("fit", tmp_path / "videos", "-o", tmp_path / "m.pt")
     assert result.exit_code == 2
     assert "different bit depths" in result.output
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--targets", "WBC"], "--targets: for training on crops, only with --crops"),
+        (["--mode", "remove", "--log-scale"], "--mode, --log-scale: for training on crops, only with --crops"),
+        (["--crops", "{tmp}", "--lag", "5"], "--lag: for training on videos, not with --crops"),
+        (["--crops", "{tmp}", "--val-fraction", "0.2", "--include-immobile"],
+         "--val-fraction, --exclude-immobile: for training on videos, not with --crops"),
+    ],
+)
+def test_fit_refuses_the_options_of_the_other_kind_of_training(tiny_videos, tmp_path, options, message):
+    videos = [] if "--crops" in options else [tiny_videos]
+    result = run("fit", *videos, "-o", tmp_path / "m.pt", *[str(o).format(tmp=tmp_path) for o in options])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == f"Error: {message}"
+    assert not (tmp_path / "m.pt").exists()

@@ -199,7 +199,8 @@ def test_fusion_uses_the_net_only_in_worm_like_regions():
 
 
 def test_no_worm_found_is_said_once(trained_video_model, tmp_path, caplog, tiny_video_settings):
-    from wormclean.predict.pipeline import MaskSettings, mask_video
+    from wormclean.predict.pipeline import mask_video
+    from wormclean.settings import MaskSettings
 
     video = tmp_path / "empty.mp4"
     write_simulation(video, SimulationSettings(**{**tiny_video_settings, "n_worms": 0, "n_fibres": 0}))
@@ -229,7 +230,8 @@ def test_each_window_of_a_mask_job_gets_a_background_in_the_output(trained_video
 
     import h5py
 
-    from wormclean.predict.pipeline import MaskSettings, mask_video
+    from wormclean.predict.pipeline import mask_video
+    from wormclean.settings import MaskSettings
 
     video, truth = structured_plate
     result = mask_video(video, tmp_path / "out.hdf5", MaskSettings(model=str(trained_video_model), bgnd_interval=8))
@@ -246,7 +248,8 @@ def test_12_bit_data_in_16_bit_files_at_the_default_delta_is_said(trained_video_
                                                                    caplog):
     """Issue 11 case 3: a 12-bit camera's frames in 16-bit files give no worm at the 16-bit default delta; the
     job says so, with the fix, instead of writing empty masks without a word."""
-    from wormclean.predict.pipeline import MaskSettings, mask_video
+    from wormclean.predict.pipeline import mask_video
+    from wormclean.settings import MaskSettings
 
     video, _ = structured_plate
     folder = tmp_path / "twelve_bit"

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from wormclean.io import open_video
-from wormclean.predict.cleaner import DEFAULT_MIN_AREA, Cleaner
+from wormclean.predict.cleaner import Cleaner
 from wormclean.segment.metrics import MaskScores
 from wormclean.segment.threshold import segment
+from wormclean.settings import DEFAULT_MIN_AREA
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
 
 

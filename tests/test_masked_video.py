@@ -22,8 +22,9 @@ from wormclean.model.modelfile import Normalisation, load_model, save_model
 from wormclean.model.registry import file_sha256
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.predict.cleaner import Cleaner
-from wormclean.predict.pipeline import MaskSettings, mask_video
+from wormclean.predict.pipeline import mask_video
 from wormclean.segment.threshold import dilate
+from wormclean.settings import MaskSettings
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

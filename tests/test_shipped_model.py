@@ -12,9 +12,10 @@ from wormclean.errors import ModelFileError
 from wormclean.io import open_video
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, models_folder, read_registry, resolve_model
-from wormclean.predict.cleaner import DEFAULT_MIN_AREA, Cleaner
+from wormclean.predict.cleaner import Cleaner
 from wormclean.segment.metrics import MaskScores
 from wormclean.segment.threshold import segment
+from wormclean.settings import DEFAULT_MIN_AREA
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
 
 

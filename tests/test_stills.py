@@ -16,23 +16,19 @@ import torch
 from click.testing import CliRunner
 
 from wormclean.cli import cli
+from wormclean.data.crops import crop_training_data
+from wormclean.data.synthesis import BackgroundPatch, CropBank, ObjectCrop, synthesize_pair
 from wormclean.errors import ModelFileError, OutputError, SettingsError
+from wormclean.io.images import read_image, write_image
 from wormclean.model.modelfile import Normalisation, save_model
 from wormclean.model.unet import UNet, UNetConfig
-from wormclean.stills.annotations import Box, Point, read_boxes
+from wormclean.predict.filtering import filter_image, load_stills_model
+from wormclean.segment.regions import Box, Point
+from wormclean.settings import CropSettings, SynthesisSettings
+from wormclean.stills.annotations import read_boxes
 from wormclean.stills.colour import ColourSpace, objects_are_dark
-from wormclean.stills.crops import CropSettings, extract_crops
-from wormclean.stills.dataset import crop_training_data
-from wormclean.stills.filtering import filter_image, load_stills_model
-from wormclean.stills.images import read_image, write_image
+from wormclean.stills.crops import extract_crops
 from wormclean.stills.store import read_catalogue
-from wormclean.stills.synthesis import (
-    BackgroundPatch,
-    CropBank,
-    ObjectCrop,
-    SynthesisSettings,
-    synthesize_pair,
-)
 
 BACKGROUND, OBJECT = 20, 170
 

@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from wormclean.errors import SettingsError
-from wormclean.stills.annotations import Box, Point, read_boxes, read_points, write_boxes
-from wormclean.stills.detection import DetectionSettings, detect_objects
-from wormclean.stills.evaluate import Scores, box_iou, evaluate, match_boxes, match_points
+from wormclean.segment.detection import detect_objects
+from wormclean.segment.metrics import DetectionCounts as Scores
+from wormclean.segment.metrics import box_iou, match_points
+from wormclean.segment.metrics import evaluate_detections as evaluate
+from wormclean.segment.metrics import match_detections as match_boxes
+from wormclean.segment.regions import Box, Point
+from wormclean.settings import DetectionSettings
+from wormclean.stills.annotations import read_boxes, read_points, write_boxes
 
 
 def test_box_iou():

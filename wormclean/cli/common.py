@@ -10,10 +10,7 @@ import click
 from tqdm import tqdm
 
 from wormclean.errors import SettingsError
-from wormclean.units import FrameSpan
-
-LARGEST_SPAN = 1_000_000_000
-"""Largest span of frames or seconds an option takes (a span longer than any video means "once")."""
+from wormclean.settings import DEVICES, parse_span
 
 
 class FiniteFloat(click.FloatRange):
@@ -27,17 +24,16 @@ class FiniteFloat(click.FloatRange):
 
 
 class Span(click.ParamType):
-    """A positive span in frames (``150``) or seconds (``20s``), at most :data:`LARGEST_SPAN`; kept as text."""
+    """A span in frames (``150``) or seconds (``20s``), checked by :func:`~wormclean.settings.parse_span`; kept as
+    text."""
 
     name = "frames|seconds"
 
     def convert(self, value, param, ctx):
         try:
-            span = FrameSpan.parse(value)
+            parse_span(value)
         except SettingsError as error:
             self.fail(str(error), param, ctx)
-        if not 0 < span.value <= LARGEST_SPAN:
-            self.fail(f"expected more than 0 and at most {LARGEST_SPAN} {span.unit}, got {value!r}", param, ctx)
         return str(value).strip()
 
 
@@ -51,7 +47,7 @@ verbose_option = click.option(
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 device_option = click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICES),
     default="auto",
     show_default=True,
     help="Where the net runs; auto takes CUDA when there is a GPU.",

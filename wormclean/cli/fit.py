@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from wormclean.cli.common import (
     SEED,
@@ -18,7 +19,19 @@ from wormclean.cli.common import (
     say,
 )
 from wormclean.errors import OutputError, SettingsError
-from wormclean.units import FrameSpan
+from wormclean.settings import (
+    FINE_TUNING_STEPS,
+    SYNTHESIS_MODES,
+    CropFitSettings,
+    SynthesisSettings,
+    TrainSettings,
+    VideoFitSettings,
+)
+
+VIDEO_OPTIONS = ("lag", "val_fraction", "min_change", "focus_changes", "exclude_immobile")
+"""Options of training on videos, refused with --crops."""
+CROP_OPTIONS = ("targets", "mode", "max_overlap", "log_scale")
+"""Options of training on crops (--crops), refused with videos."""
 
 LAG_HELP = (
     "Frames (150) or seconds (200s) between the two frames of a training pair. Worms must have moved off "
@@ -34,30 +47,31 @@ LAG_HELP = (
                    "NAME.loss.png are written beside it.")
 @click.option("--lag", type=Span(), default=None, help=LAG_HELP, show_default=False)
 @click.option("--steps", default=None, type=click.IntRange(min=1), show_default=False,
-              help="Training steps (batches) [default: 10000 from scratch, 500 when fine-tuning (--init)].")
-@click.option("--batch-size", default=16, type=click.IntRange(min=1), help="Patches per step.")
-@click.option("--patch-size", default=256, type=click.IntRange(min=16),
+              help=f"Training steps (batches) [default: {TrainSettings.steps} from scratch, {FINE_TUNING_STEPS} "
+                   "when fine-tuning (--init)].")
+@click.option("--batch-size", default=TrainSettings.batch_size, type=click.IntRange(min=1), help="Patches per step.")
+@click.option("--patch-size", default=VideoFitSettings.patch_size, type=click.IntRange(min=16),
               help="Side of the square training patches (pixels).")
 @click.option("--width", default=None, type=click.IntRange(min=4),
-              help="Base channels of the U-Net [default: 48, the paper's]. On a CPU, 16 trains ~4x faster.")
+              help="Base channels of the U-Net [default: 48, the paper's]. On a CPU, 16 trains several times faster.")
 @click.option("--depth", default=None, type=click.IntRange(min=1, max=10),
               help="Pooling levels of the U-Net [default: 5].")
 @click.option("--learning-rate", default=None, type=FiniteFloat(min=0, min_open=True),
               help="Adam's learning rate [default: 1e-4 x batch size / 36].")
 @device_option
-@click.option("--workers", default=0, type=click.IntRange(min=0),
+@click.option("--workers", default=TrainSettings.workers, type=click.IntRange(min=0),
               help="DataLoader worker processes preparing training patches.")
-@click.option("--val-fraction", default=0.1, type=FiniteFloat(min=0, max=1, max_open=True),
+@click.option("--val-fraction", default=VideoFitSettings.val_fraction, type=FiniteFloat(min=0, max=1, max_open=True),
               help="Fraction of videos held out for validation.")
-@click.option("--validate-every", default=250, type=click.IntRange(min=1),
+@click.option("--validate-every", default=TrainSettings.validate_every, type=click.IntRange(min=1),
               help="Steps between validations and checkpoints.")
-@click.option("--min-change", default=0.0, type=FiniteFloat(min=0),
+@click.option("--min-change", default=VideoFitSettings.min_change, type=FiniteFloat(min=0),
               help="Drop frame pairs whose largest smoothed change is below this many grey levels.")
-@click.option("--focus-changes", default=0.0, type=FiniteFloat(min=0, max=1),
+@click.option("--focus-changes", default=VideoFitSettings.change_fraction, type=FiniteFloat(min=0, max=1),
               help="Fraction of patches centred on where the pair changed most (moving worms), e.g. 0.5.")
 @click.option("--time-limit", default=None, type=FiniteFloat(min=0, min_open=True),
               help="Stop after this many minutes (saving as at the end), even before --steps.")
-@click.option("--seed", default=0, type=SEED, help="Random seed (weights, sampling).")
+@click.option("--seed", default=TrainSettings.seed, type=SEED, help="Random seed (weights, sampling).")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue an interrupted run from its NAME.last.pt file.")
 @click.option("--init", "init_model", default=None, show_default=False,
@@ -71,9 +85,9 @@ LAG_HELP = (
                    "crops') instead of on videos.")
 @click.option("--targets", default=None,
               help="With --crops: comma-separated classes to keep (the others are removed).")
-@click.option("--mode", type=click.Choice(["keep", "remove"]), default="keep",
+@click.option("--mode", type=click.Choice(SYNTHESIS_MODES), default=SynthesisSettings.mode,
               help="With --crops: keep the target classes and remove the rest, or remove the targets.")
-@click.option("--max-overlap", default=0.7, type=FiniteFloat(min=0, max=1),
+@click.option("--max-overlap", default=SynthesisSettings.max_overlap, type=FiniteFloat(min=0, max=1),
               help="With --crops: largest fraction of an object that others may cover in a synthetic image.")
 @click.option("--log-scale", is_flag=True, help="With --crops: train on log intensities (high dynamic range).")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the settings and stop.")
@@ -87,7 +101,7 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     Pairs of frames of the same video a lag apart are the input and target of an L1 loss: the net learns the
     per-pixel median, the background with the worms removed, from a single frame. No annotation is needed.
     The paper's net from scratch wants a GPU (--device cuda); on a CPU the default is to fine-tune the shipped
-    model (500 steps, about 15 minutes on 2 cores).
+    model (500 steps; after the first ones it says how long the rest will take).
     Ctrl-C saves NAME.last.pt; --resume NAME.last.pt continues, on any number of processes.
 
     Several GPUs: torchrun --nproc_per_node N -m wormclean fit ... trains with DistributedDataParallel, each
@@ -96,10 +110,15 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     """
     from wormclean.data.shards import launched_group
     from wormclean.io.atomic import check_folder_writable
-    from wormclean.train.fit import TrainSettings, output_paths, train
+    from wormclean.train.fit import output_paths, train
 
     quiet = quiet or not launched_group().is_main  # under torchrun, rank 0 alone shows progress and results
 
+    _check_mode_options(click.get_current_context(), crops_dir is not None)
+    if crops_dir is not None and inputs:
+        raise SettingsError("give either videos or --crops, not both")
+    if crops_dir is None and not inputs:
+        raise SettingsError("no videos given; usage: wormclean fit VIDEOS... -o model.pt")
     if resume and init_model:
         raise SettingsError("use either --resume (continue a run) or --init (start from a model), not both")
     if resume is None and not overwrite and not dry_run:
@@ -117,9 +136,9 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     if steps is None and resume is not None:
         from wormclean.model.modelfile import load_model
 
-        steps = int(load_model(resume).metadata.get("train_settings", {}).get("steps", 10000))
+        steps = int(load_model(resume).metadata.get("train_settings", {}).get("steps", TrainSettings.steps))
     if steps is None:
-        steps = 500 if init_model else 10000
+        steps = FINE_TUNING_STEPS if init_model else TrainSettings.steps
     settings = TrainSettings(steps=steps, batch_size=batch_size, width=width, depth=depth,
                              learning_rate=learning_rate, device=device, workers=workers, seed=seed,
                              validate_every=validate_every,
@@ -130,21 +149,17 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
 
         init_path = resolve_model(init_model)
     if crops_dir is not None:
-        if inputs:
-            raise SettingsError("give either videos or --crops, not both")
-        from wormclean.stills.dataset import crop_training_data
+        from wormclean.data.crops import crop_training_data
 
         target_classes = [t.strip() for t in targets.split(",")] if targets else None
-        data = crop_training_data(crops_dir, targets=target_classes, patch_size=patch_size, seed=seed, mode=mode,
-                                  max_overlap=max_overlap, log_scale=log_scale)
+        synthesis = SynthesisSettings(patch_size=patch_size, mode=mode, max_overlap=max_overlap)
+        data = crop_training_data(crops_dir, target_classes, CropFitSettings(synthesis, log_scale=log_scale), seed)
     else:
-        if not inputs:
-            raise SettingsError("no videos given; usage: wormclean fit VIDEOS... -o model.pt")
         from wormclean.data.videos import video_training_data
 
-        data = video_training_data(inputs, lag=FrameSpan.parse(lag) if lag else None, patch_size=patch_size,
-                                   seed=seed, val_fraction=val_fraction, min_change=min_change,
-                                   change_fraction=focus_changes)
+        video_settings = VideoFitSettings(lag=lag, patch_size=patch_size, val_fraction=val_fraction,
+                                          min_change=min_change, change_fraction=focus_changes)
+        data = video_training_data(inputs, video_settings, seed)
     if dry_run:
         click.echo(f"settings: {asdict(settings)} (learning rate {settings.lr:g})")
         for key, value in data.metadata.items():
@@ -183,6 +198,17 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     best = f"{result.best_val_loss:.4f}" if result.best_val_loss is not None else "n/a"
     say(f"Wrote {paths['best']} (validation L1 {best}{identity}) after {result.step} steps; "
         f"log {paths['log']}, curve {paths['plot']}", quiet)
+
+
+def _check_mode_options(context: click.Context, on_crops: bool) -> None:
+    """Refuse, in one line, an option of the other kind of training than the one asked for."""
+    given = [name for name in (VIDEO_OPTIONS if on_crops else CROP_OPTIONS)
+             if context.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        if on_crops:
+            raise SettingsError(f"{flags}: for training on videos, not with --crops")
+        raise SettingsError(f"{flags}: for training on crops, only with --crops")
 
 
 def _immobile_finder(model_path, device):

@@ -19,18 +19,23 @@ from wormclean.cli.common import (
     say,
     verbose_option,
 )
-
-# Kept in step with wormclean.predict.cleaner/pipeline defaults (not imported: --help must not import torch).
-DEFAULT_BGND_INTERVAL = "1000"
-DEFAULT_DILATION = 5
-DEFAULT_SAVE_INTERVAL = "5000"
-LARGEST_DILATION = 1000  # pixels; the disc is (2r + 1)^2, and worms are tens of pixels wide
+from wormclean.settings import (
+    BACKGROUND_MODES,
+    DEFAULT_BGND_INTERVAL,
+    DEFAULT_DILATION,
+    DEFAULT_MIN_AREA,
+    DEFAULT_SAVE_INTERVAL,
+    LARGEST_DILATION,
+    THRESHOLD_METHODS,
+    MaskSettings,
+    SegmentSettings,
+)
 
 BGND_INTERVAL_HELP = (
     "One background per this many frames (e.g. 1000) or seconds (e.g. 40s). With --background fused or temporal "
     "each window of that length gets its own background: the median of 21 frames sampled around it, fused with "
     "the net's run once on that median. With --background net the net runs on one frame in this many and each "
-    "frame takes the nearest; 1 runs it on every frame (about 500x slower on a 2-core CPU, affordable on a GPU). "
+    "frame takes the nearest; 1 runs it on every frame (hundreds of times slower on a CPU, affordable on a GPU). "
     "Every frame is segmented against its background scaled to its brightness (flicker). Shorter windows follow "
     "a changing background (moved plate, condensation) more closely and cost one net call each."
 )
@@ -50,8 +55,8 @@ def _segment_options(function):
     options = [
         click.option(
             "--threshold",
-            type=click.Choice(["delta", "otsu"]),
-            default="delta",
+            type=click.Choice(THRESHOLD_METHODS),
+            default=SegmentSettings.threshold,
             show_default=True,
             help="delta: a worm pixel differs from the background by more than --delta grey levels; "
             "otsu: Otsu's threshold of the difference, per frame.",
@@ -64,8 +69,8 @@ def _segment_options(function):
         ),
         click.option(
             "--background",
-            type=click.Choice(["fused", "net", "temporal"]),
-            default="fused",
+            type=click.Choice(BACKGROUND_MODES),
+            default=SegmentSettings.background,
             show_default=True,
             help="fused: the video's own median background (every static thing kept as it is), with the net's "
             "where it removes worms that never move; net: the net's background alone (the paper's method); "
@@ -75,8 +80,8 @@ def _segment_options(function):
             "--min-area",
             type=click.IntRange(min=0),
             default=None,
-            help="Smallest worm blob in pixels [default: a quarter of the worms the video shows moving; 50 with "
-            "--background net].",
+            help="Smallest worm blob in pixels [default: a quarter of the worms the video shows moving; "
+            f"{DEFAULT_MIN_AREA} with --background net].",
         ),
         click.option(
             "--dark-worms/--light-worms",
@@ -197,7 +202,7 @@ def mask(
     from wormclean.errors import SettingsError
     from wormclean.io import find_videos
     from wormclean.predict.batch import BATCH_REPORT, mask_batch
-    from wormclean.predict.pipeline import OUTPUT_SUFFIXES, MaskSettings
+    from wormclean.predict.pipeline import OUTPUT_SUFFIXES
 
     raise_log_level(verbose)
     if scheduler is not None and jobs > 1:

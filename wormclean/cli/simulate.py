@@ -9,6 +9,15 @@ from pathlib import Path
 import click
 
 from wormclean.cli.common import SEED, FiniteFloat, overwrite_option, progress_bar, quiet_option, say
+from wormclean.sim.settings import SimulationSettings
+
+_DEFAULT = SimulationSettings()
+
+
+def _default(name: str) -> str:
+    """``[default: ...]`` for an option, read from :class:`SimulationSettings` (the one home of the defaults)."""
+    value = getattr(_DEFAULT, name)
+    return f"[default: {value:g}]" if isinstance(value, float) else f"[default: {value}]"
 
 
 class FrameSize(click.ParamType):
@@ -32,41 +41,47 @@ class FrameSize(click.ParamType):
 
 @click.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--size", type=FrameSize(), default=None, help="Frame size, N or HxW pixels [default: 2048].")
-@click.option("--frames", "n_frames", type=click.IntRange(min=1), default=None, help="Number of frames [default: 250].")
-@click.option("--fps", type=FiniteFloat(min=0, min_open=True), default=None, help="Frames per second [default: 25].")
-@click.option("--worms", "n_worms", type=click.IntRange(min=0), default=None, help="Number of worms [default: 10].")
+@click.option("--size", type=FrameSize(), default=None,
+              help=f"Frame size, N or HxW pixels [default: {_DEFAULT.size[0]}].")
+@click.option("--frames", "n_frames", type=click.IntRange(min=1), default=None,
+              help=f"Number of frames {_default('n_frames')}.")
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True), default=None,
+              help=f"Frames per second {_default('fps')}.")
+@click.option("--worms", "n_worms", type=click.IntRange(min=0), default=None,
+              help=f"Number of worms {_default('n_worms')}.")
 @click.option("--immobile", "immobile_fraction", type=FiniteFloat(min=0, max=1), default=None,
-              help="Fraction of worms that never move [default: 0.3].")
+              help=f"Fraction of worms that never move {_default('immobile_fraction')}.")
 @click.option("--length", "worm_length", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Worm length in pixels [default: 80 per 2048 pixels of frame, at least 16].")
 @click.option("--width", "worm_width", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Worm width in pixels [default: length / 12, at least 2].")
 @click.option("--contrast", type=FiniteFloat(min=0), default=None,
-              help="Grey levels between worms and the background [default: 40].")
+              help=f"Grey levels between worms and the background {_default('contrast')}.")
 @click.option("--speed", type=FiniteFloat(min=0), default=None,
-              help="Crawling speed in body lengths per second [default: 0.2].")
+              help=f"Crawling speed in body lengths per second {_default('speed')}.")
 @click.option("--noise", "noise_sigma", type=FiniteFloat(min=0), default=None,
-              help="Sensor noise standard deviation, grey levels [default: 3].")
+              help=f"Sensor noise standard deviation, grey levels {_default('noise_sigma')}.")
 @click.option("--flicker", type=FiniteFloat(min=0), default=None,
-              help="Standard deviation of the per-frame brightness gain [default: 0.01].")
+              help=f"Standard deviation of the per-frame brightness gain {_default('flicker')}.")
 @click.option("--blur", "blur_sigma", type=FiniteFloat(min=0), default=None,
-              help="Optical blur sigma in pixels [default: 0].")
+              help=f"Optical blur sigma in pixels {_default('blur_sigma')}.")
 @click.option("--lawn/--no-lawn", default=None, help="Draw a bacterial lawn [default: --lawn].")
-@click.option("--dust", "n_dust", type=click.IntRange(min=0), default=None, help="Number of dust specks [default: 30].")
+@click.option("--dust", "n_dust", type=click.IntRange(min=0), default=None,
+              help=f"Number of dust specks {_default('n_dust')}.")
 @click.option("--fibres", "n_fibres", type=click.IntRange(min=0), default=None,
-              help="Number of worm-like fibres and scratches [default: 3].")
+              help=f"Number of worm-like fibres and scratches {_default('n_fibres')}.")
 @click.option("--rings", "n_rings", type=click.IntRange(0, 100), default=None,
-              help="Thin dark circles drawn on the plate (a chemotaxis ring) [default: 0].")
+              help=f"Thin dark circles drawn on the plate (a chemotaxis ring) {_default('n_rings')}.")
 @click.option("--marks", "n_marks", type=click.IntRange(0, 100), default=None,
-              help="Straight marker-pen lines [default: 0].")
+              help=f"Straight marker-pen lines {_default('n_marks')}.")
 @click.option("--tracks", "n_tracks", type=click.IntRange(0, 100), default=None,
-              help="Faint old worm tracks in the lawn [default: 0].")
+              help=f"Faint old worm tracks in the lawn {_default('n_tracks')}.")
 @click.option("--dish-edge/--no-dish-edge", default=None, help="Draw the dish wall [default: no].")
 @click.option("--text/--no-text", default=None, help="Write a dark label on the plate [default: no].")
 @click.option("--light-worms/--dark-worms", default=None,
               help="Bright worms on a dark background (dark field) [default: --dark-worms].")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="Random seed; the same seed, the same video.")
+@click.option("--seed", type=SEED, default=_DEFAULT.seed, show_default=True,
+              help="Random seed; the same seed, the same video.")
 @click.option("--randomise", is_flag=True,
               help="Draw every setting not given from the seed (varied videos for training); size and frames "
                    "then default to 256 and 100.")
@@ -87,7 +102,7 @@ def simulate(out, size, n_frames, fps, n_worms, immobile_fraction, worm_length, 
     the noise-free background and the flicker gains.
     """
     from wormclean.io.writer import EncoderSettings
-    from wormclean.sim import SimulationSettings, write_simulation
+    from wormclean.sim import write_simulation
     from wormclean.sim.write import check_simulation_outputs
 
     given = dict(

@@ -12,6 +12,7 @@ import click
 
 from wormclean.cli.common import SEED, FiniteFloat, device_option, overwrite_option, progress_bar, quiet_option, say
 from wormclean.errors import OutputError, SettingsError, WormcleanError
+from wormclean.settings import COLOUR_MODES, CropSettings, DetectionSettings
 
 
 @click.command(context_settings={"show_default": True})
@@ -24,18 +25,19 @@ from wormclean.errors import OutputError, SettingsError, WormcleanError
               help="Box annotations: a folder of Pascal VOC XML files, one XML, or a CSV "
                    "image,xmin,ymin,xmax,ymax,class.")
 @click.option("--focus", is_flag=True, help="No annotation: split objects into 'blurred' and 'focused'.")
-@click.option("--colour", type=click.Choice(["auto", "grey", "invert", "rgb"]), default="auto",
+@click.option("--colour", type=click.Choice(["auto", *COLOUR_MODES]), default=CropSettings.colour,
               help="Working space: grey (bright objects), invert (complement: dark objects), rgb (complemented "
                    "when objects are dark); auto takes rgb for colour images, else grey or invert.")
 @click.option("--dark-objects/--bright-objects", default=None,
               help="Whether objects are darker than their background [default: guessed from the images].")
-@click.option("--min-area", default=20, type=click.IntRange(min=0), help="Smallest object kept (pixels).")
-@click.option("--background-size", default=256, type=click.IntRange(min=1),
+@click.option("--min-area", default=CropSettings.min_area, type=click.IntRange(min=0),
+              help="Smallest object kept (pixels).")
+@click.option("--background-size", default=CropSettings.background_size, type=click.IntRange(min=1),
               help="Side of the background patches (pixels).")
-@click.option("--backgrounds-per-image", default=4, type=click.IntRange(min=0),
+@click.option("--backgrounds-per-image", default=CropSettings.backgrounds_per_image, type=click.IntRange(min=0),
               help="Background patches cut from each image.")
 @click.option("--linear-threshold", is_flag=True, help="Otsu on the values rather than on their logarithm.")
-@click.option("--seed", default=0, type=SEED, help="Where the background patches are cut.")
+@click.option("--seed", default=CropSettings.seed, type=SEED, help="Where the background patches are cut.")
 @overwrite_option
 @quiet_option
 def crops(images, output, points, boxes, focus, colour, dark_objects, min_area, background_size,
@@ -44,9 +46,9 @@ def crops(images, output, points, boxes, focus, colour, dark_objects, min_area, 
 
     Give exactly one of --points, --boxes and --focus.
     """
+    from wormclean.io.images import find_images
     from wormclean.stills.annotations import read_boxes, read_points
-    from wormclean.stills.crops import CropSettings, extract_crops
-    from wormclean.stills.images import find_images
+    from wormclean.stills.crops import extract_crops
 
     if sum([points is not None, boxes is not None, focus]) != 1:
         raise SettingsError("give exactly one of --points, --boxes and --focus")
@@ -92,11 +94,11 @@ def _outputs(paths: list[Path], folder: Path, overwrite: bool) -> list[Path]:
 @click.option("--masks", is_flag=True, help="Also write object masks (Otsu on the output) to OUTPUT/masks/.")
 @click.option("--boxes", "boxes_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the objects' boxes to this CSV (image,xmin,ymin,xmax,ymax,score).")
-@click.option("--min-area", default=100, type=click.IntRange(min=0),
+@click.option("--min-area", default=DetectionSettings.min_area, type=click.IntRange(min=0),
               help="Smallest object in masks and boxes (pixels).")
-@click.option("--min-contrast", default=0.05, type=FiniteFloat(0, 1),
+@click.option("--min-contrast", default=DetectionSettings.min_contrast, type=FiniteFloat(0, 1),
               help="Least object contrast over the output's background, as a fraction of the full range.")
-@click.option("--close-radius", default=0, type=click.IntRange(0, 1000),
+@click.option("--close-radius", default=DetectionSettings.close_radius, type=click.IntRange(0, 1000),
               help="Closing radius joining pieces of an object (pixels).")
 @device_option
 @overwrite_option
@@ -108,12 +110,12 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
     An image that cannot be read or written is reported and the others are still done; the exit code is then 2.
     """
     from wormclean.io.atomic import check_folder_writable, check_output_path
+    from wormclean.io.images import find_images, read_image, write_image
     from wormclean.model.registry import resolve_model
+    from wormclean.predict.filtering import filter_image as run_filter
+    from wormclean.predict.filtering import load_stills_model, model_colour_space
+    from wormclean.segment.detection import detect_objects
     from wormclean.stills.annotations import write_boxes
-    from wormclean.stills.detection import DetectionSettings, detect_objects
-    from wormclean.stills.filtering import filter_image as run_filter
-    from wormclean.stills.filtering import load_stills_model, model_colour_space
-    from wormclean.stills.images import find_images, read_image, write_image
 
     detection = DetectionSettings(min_area=min_area, min_contrast=min_contrast, close_radius=close_radius)
     model = load_stills_model(resolve_model(model_path))
@@ -177,9 +179,9 @@ def filter_images(images, output, model_path, masks, boxes_path, min_area, min_c
 def evaluate(detections, boxes, points, targets, image_inputs, iou, json_path, overwrite):
     """Localisation precision, recall and F1 of DETECTIONS (a box CSV from 'wormclean filter --boxes')."""
     from wormclean.io.atomic import atomic_output
+    from wormclean.io.images import find_images
+    from wormclean.segment.metrics import evaluate_detections as score
     from wormclean.stills.annotations import image_key, read_boxes, read_points
-    from wormclean.stills.evaluate import evaluate as score
-    from wormclean.stills.images import find_images
 
     if (boxes is None) == (points is None):
         raise SettingsError("give the truth as exactly one of --boxes and --points")

@@ -14,6 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from wormclean.data.pairs import VideoKeyFrames, load_key_frames
 from wormclean.data.shards import stream_shard
 from wormclean.errors import WormcleanError
+from wormclean.padding import pad_image
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ def pad_to(frame: np.ndarray, size: int) -> np.ndarray:
     pad_w = max(0, size - frame.shape[-1])
     if not pad_h and not pad_w:
         return frame
-    widths = [(0, 0)] * (frame.ndim - 2) + [(0, pad_h), (0, pad_w)]
-    mode = "reflect" if pad_h < frame.shape[-2] and pad_w < frame.shape[-1] else "edge"
-    return np.pad(frame, widths, mode=mode)
+    return pad_image(frame, (0, pad_h), (0, pad_w), axes=(-2, -1))
 
 
 class LaggedPatchDataset(IterableDataset):
@@ -160,15 +159,3 @@ class LaggedPatchDataset(IterableDataset):
         if extra:
             target[0][torch.from_numpy(patches[2].astype(bool))] = float("nan")  # left out of the loss
         return source, target
-
-
-def fixed_batches(
-    dataset: IterableDataset, n_batches: int, batch_size: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Draw ``n_batches`` batches from ``dataset`` once, in this process, to serve as a fixed validation set."""
-    stream = iter(dataset)
-    batches = []
-    for _ in range(n_batches):
-        items = [next(stream) for _ in range(batch_size)]
-        batches.append((torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])))
-    return batches

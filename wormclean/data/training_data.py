@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
+import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
@@ -37,3 +40,24 @@ class TrainingData:
     normalisation: Normalisation
     in_channels: int = 1
     metadata: dict = field(default_factory=dict)
+
+
+def fixed_batches(
+    pairs: Iterable[tuple[torch.Tensor, torch.Tensor]], n_batches: int, batch_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Draw ``n_batches`` batches from a stream of ``(input, target)`` pairs once, in this process, to serve as
+    a fixed validation set: tensors ``(batch_size, channels, patch, patch)``."""
+    stream = iter(pairs)
+    batches = []
+    for _ in range(n_batches):
+        items = list(islice(stream, batch_size))
+        batches.append((torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])))
+    return batches
+
+
+def hold_out(items: Sequence, n_held_out: int, rng: np.random.Generator) -> tuple[list, list]:
+    """Split ``items`` at random into those kept for training and ``n_held_out`` held out for validation;
+    both lists keep the order of ``items``."""
+    chosen = set(rng.permutation(len(items))[:n_held_out].tolist())
+    kept = [item for i, item in enumerate(items) if i not in chosen]
+    return kept, [item for i, item in enumerate(items) if i in chosen]

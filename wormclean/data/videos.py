@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from wormclean.data.pairs import resolve_lag
-from wormclean.data.patches import LaggedPatchDataset, fixed_batches
-from wormclean.data.training_data import TrainingData
+from wormclean.data.patches import LaggedPatchDataset
+from wormclean.data.training_data import TrainingData, fixed_batches, hold_out
 from wormclean.errors import SettingsError
 from wormclean.io import find_videos, open_video
 from wormclean.model.modelfile import Normalisation
-from wormclean.units import FrameSpan
+from wormclean.settings import VideoFitSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,36 +24,33 @@ def split_videos(
     videos: list[Path], val_fraction: float, seed: int
 ) -> tuple[list[Path], list[Path]]:
     """Hold out ``val_fraction`` of the videos (at least one when there are two or more) for validation."""
-    if not 0 <= val_fraction < 1:
-        raise SettingsError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     if len(videos) < 2 or val_fraction == 0:
         return list(videos), []
     n_val = min(len(videos) - 1, max(1, round(val_fraction * len(videos))))
-    order = np.random.default_rng(seed).permutation(len(videos))
-    held_out = sorted(videos[i] for i in order[:n_val])
-    return [v for v in videos if v not in held_out], held_out
+    kept, held_out = hold_out(videos, n_val, np.random.default_rng(seed))
+    return kept, sorted(held_out)
 
 
 def video_training_data(
     inputs: Iterable[str | Path],
-    lag: FrameSpan | None = None,
-    patch_size: int = 256,
+    settings: VideoFitSettings | None = None,
     seed: int = 0,
-    val_fraction: float = 0.1,
-    val_batches: int = 4,
-    val_batch_size: int = 8,
-    n_key_frames: int = 8,
-    min_change: float = 0.0,
-    change_fraction: float = 0.0,
     excluded: Callable[[Path], np.ndarray | None] | None = None,
+    **options,
 ) -> TrainingData:
     """Check the videos named by ``inputs`` (files, folders, globs) and build the training and validation data.
 
-    Every video is opened once here so that a bad one (unreadable, shorter than the lag, of another bit depth)
-    is reported before training starts. With a single video nothing can be held out: validation then uses
-    other frame pairs of the training video, which is logged. ``excluded(path)``, if given, says per video which
-    pixels to leave out of the loss (see :class:`~wormclean.data.patches.LaggedPatchDataset`).
+    ``settings`` (or, without them, ``options``: the keywords of :class:`~wormclean.settings.VideoFitSettings`)
+    say how; ``seed`` seeds the split and the patch streams. Every video is opened once here so that a bad one
+    (unreadable, shorter than the lag, of another bit depth) is reported before training starts. With a single
+    video nothing can be held out: validation then uses other frame pairs of the training video, which is logged.
+    ``excluded(path)``, if given, says per video which pixels to leave out of the loss (see
+    :class:`~wormclean.data.patches.LaggedPatchDataset`).
     """
+    if settings is not None and options:
+        raise TypeError("give settings or their keywords, not both")
+    settings = settings or VideoFitSettings(**options)
+    lag = settings.lag_span
     videos = find_videos(inputs)
     bit_depths: dict[int, Path] = {}
     lags: list[int] = []
@@ -71,20 +68,22 @@ def video_training_data(
         examples = ", ".join(f"{path.name} is {bits}-bit" for bits, path in sorted(bit_depths.items()))
         raise SettingsError(f"videos of different bit depths cannot train one model ({examples})")
     bit_depth = next(iter(bit_depths))
-    train_videos, val_videos = split_videos(videos, val_fraction, seed)
-    if not val_videos and val_batches:
+    train_videos, val_videos = split_videos(videos, settings.val_fraction, seed)
+    if not val_videos and settings.val_batches:
         log.info("one video only: validation uses other frame pairs of the training video")
     common = dict(
-        patch_size=patch_size,
+        patch_size=settings.patch_size,
         lag=lag,
-        n_key_frames=n_key_frames,
-        min_change=min_change,
-        change_fraction=change_fraction,
+        n_key_frames=settings.n_key_frames,
+        min_change=settings.min_change,
+        change_fraction=settings.change_fraction,
         excluded={path: excluded(path) for path in videos} if excluded is not None else None,
     )
     dataset = LaggedPatchDataset(train_videos, seed=seed, **common)
     validation_source = LaggedPatchDataset(val_videos or train_videos, seed=seed + 7919, **common)
-    validation = fixed_batches(validation_source, val_batches, val_batch_size) if val_batches else []
+    validation = (
+        fixed_batches(validation_source, settings.val_batches, settings.val_batch_size) if settings.val_batches else []
+    )
     samples = validation or fixed_batches(LaggedPatchDataset(train_videos, seed=seed + 1, **common), 2, 8)
     normalisation = Normalisation.from_samples(torch.cat([source for source, _ in samples]).numpy(), bit_depth)
     metadata = {
@@ -94,6 +93,6 @@ def video_training_data(
         "bit_depth": bit_depth,
         "training_videos": [str(p) for p in train_videos],
         "validation_videos": [str(p) for p in val_videos],
-        "patch_size": patch_size,
+        "patch_size": settings.patch_size,
     }
     return TrainingData(dataset=dataset, validation=validation, normalisation=normalisation, metadata=metadata)

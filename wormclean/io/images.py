@@ -1,5 +1,6 @@
-"""Reading image sources as videos: folders of frame images, single images and multi-page TIFF stacks; and
-encoding images for the files wormclean writes.
+"""Images in and out: image sources read as videos (folders of frame images, single images and multi-page TIFF
+stacks), still images read and written one by one (8 or 16 bits, grey or RGB: OpenCV's BGR is converted here and
+nowhere else, an alpha channel is dropped), and the encoding of the images wormclean writes.
 
 Images carry no frame rate; they play at :data:`~wormclean.io.video.DEFAULT_FPS` (25 frames per second).
 """
@@ -10,6 +11,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -17,11 +19,27 @@ import numpy as np
 import tifffile
 
 from wormclean.errors import SettingsError, VideoError
+from wormclean.io.atomic import atomic_output
 from wormclean.io.video import DEFAULT_FPS, IndexedReader, VideoInfo
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"}) | TIFF_SUFFIXES
-"""Suffixes of frame images in an image-sequence folder."""
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"}) | TIFF_SUFFIXES
+"""Suffixes of image files: frames in an image-sequence folder, still images."""
+
+
+def bit_depth_of(image: np.ndarray, source: str | os.PathLike | None = None) -> int:
+    """8 for ``uint8`` pixels, 16 for ``uint16``; anything else is refused.
+
+    With ``source`` (the file read as a video) the refusal is a :class:`VideoError` naming it, else a
+    :class:`SettingsError`.
+    """
+    if image.dtype == np.uint8:
+        return 8
+    if image.dtype == np.uint16:
+        return 16
+    if source is not None:
+        raise VideoError(f"{source}: pixels of type {image.dtype} are not supported (only 8- and 16-bit unsigned)")
+    raise SettingsError(f"only 8- and 16-bit integer images are supported, got {image.dtype}")
 
 
 def check_image_name(path: str | os.PathLike) -> Path:
@@ -122,14 +140,6 @@ def to_grey(image: np.ndarray, channel_order: str) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image[:, :, :4]), code)
 
 
-def _bit_depth(array: np.ndarray, path: Path) -> int:
-    if array.dtype == np.uint8:
-        return 8
-    if array.dtype == np.uint16:
-        return 16
-    raise VideoError(f"{path}: pixels of type {array.dtype} are not supported (only 8- and 16-bit unsigned)")
-
-
 class ImageSequenceReader(IndexedReader):
     """Frames stored as one image file each (png, jpg, tif), in the natural order of their names.
 
@@ -140,12 +150,12 @@ class ImageSequenceReader(IndexedReader):
         self._files = files
         first = self._load(0)
         height, width = first.shape
-        info = VideoInfo(path, len(files), DEFAULT_FPS, height, width, _bit_depth(first, files[0]), codec)
+        info = VideoInfo(path, len(files), DEFAULT_FPS, height, width, bit_depth_of(first, files[0]), codec)
         super().__init__(info)
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> ImageSequenceReader:
-        """The frame images (png, jpg, jpeg, tif, tiff) in ``folder``; other files are ignored."""
+        """The frame images (see :data:`IMAGE_SUFFIXES`) in ``folder``; other files are ignored."""
         folder = Path(folder)
         files, _ = list_folder(folder)
         frames = [file for file in files if file.suffix.lower() in IMAGE_SUFFIXES]
@@ -212,7 +222,7 @@ class TiffStackReader(IndexedReader):
                 self._tiff.close()
                 raise VideoError(f"{path}: {error}") from None
         height, width = first.shape
-        info = VideoInfo(path, n_frames, DEFAULT_FPS, height, width, _bit_depth(first, path), "tiff-stack")
+        info = VideoInfo(path, n_frames, DEFAULT_FPS, height, width, bit_depth_of(first, path), "tiff-stack")
         super().__init__(info)
         held = len(self._frames)
         if held < n_frames:
@@ -236,3 +246,48 @@ class TiffStackReader(IndexedReader):
         except (OSError, ValueError, IndexError, tifffile.TiffFileError) as error:
             raise VideoError(f"page {index} cannot be read ({error})") from None
         return to_grey(page, "RGB")
+
+
+def find_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Image files among ``inputs`` (files, or folders whose image files are taken, not recursively).
+
+    Raises :class:`SettingsError` for a missing input or when no image is found.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SettingsError(f"{path} does not exist")
+    if not found:
+        raise SettingsError("no images found (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+    return found
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as ``(H, W)`` grey or ``(H, W, 3)`` RGB, ``uint8`` or ``uint16``."""
+    path = Path(path)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise SettingsError(f"{path} is not a readable image")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    elif image.ndim == 3:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    bit_depth_of(image)
+    return image
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
+    """Write an ``(H, W)`` grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA image atomically; the suffix picks the
+    format (16 bits need PNG or TIFF)."""
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code)
+    data = encode_image(image, path)
+    with atomic_output(path, overwrite) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)

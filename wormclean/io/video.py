@@ -10,8 +10,6 @@ import abc
 import bisect
 import logging
 import operator
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,7 +21,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from wormclean.errors import VideoError
-from wormclean.threads import END, Failure, put_unless_stopped
+from wormclean.threads import run_ahead
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ class VideoReader(abc.ABC):
             stop = min(stop, self.broken_at)
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
-        return _run_ahead(self._read_sorted(range(start, max(start, stop))), prefetch, f"decode {self.path.name}")
+        return run_ahead(self._read_sorted(range(start, max(start, stop))), prefetch, f"decode {self.path.name}")
 
     def read(self, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """The frames at ``indices`` (any order, repeats allowed), as ``(index, frame)`` pairs in sorted order.
@@ -237,40 +235,6 @@ class IndexedReader(VideoReader):
             if not self._frame_is_valid(index, frame):
                 return
             yield index, np.ascontiguousarray(frame)
-
-
-def _run_ahead(items: Iterator, depth: int, name: str) -> Iterator:
-    """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
-
-    Closing the returned generator (or dropping it) stops the thread after the item it is working on.
-    """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stopping = threading.Event()
-
-    def put(item) -> bool:
-        return put_unless_stopped(buffer, item, stopping)
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(END)
-        except BaseException as error:  # carried to the consumer and raised there
-            put(Failure(error))
-        finally:
-            items.close()
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while (item := buffer.get()) is not END:
-            if isinstance(item, Failure):
-                raise item.error
-            yield item
-    finally:
-        stopping.set()
-        thread.join()
 
 
 # ---------------------------------------------------------------------------------------------------------

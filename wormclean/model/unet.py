@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wormclean.errors import SettingsError
+from wormclean.padding import reflects
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class UNetConfig:
 
 
 def _pad_mode(height: int, width: int, pad_h: int, pad_w: int) -> str:
-    """Reflection where the image is long enough to reflect, else edge replication (numpy's and torch's rule)."""
-    return "reflect" if pad_h < height and pad_w < width else "replicate"
+    """Torch's name of the padding :func:`~wormclean.padding.reflects` picks."""
+    return "reflect" if reflects(height, width, pad_h, pad_w) else "replicate"
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:

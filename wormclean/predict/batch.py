@@ -30,7 +30,9 @@ from pathlib import Path
 
 from wormclean.errors import OutputError, SettingsError, WormcleanError
 from wormclean.io.masked_video import is_complete
-from wormclean.predict.pipeline import OUTPUT_SUFFIXES, MaskResult, MaskSettings, mask_video, output_paths
+from wormclean.predict.cleaner import Cleaner
+from wormclean.predict.pipeline import OUTPUT_SUFFIXES, MaskResult, mask_video, output_paths
+from wormclean.settings import MaskSettings
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +188,7 @@ def mask_item(item: BatchItem, settings: MaskSettings, command_line: str = "") -
     (an undecodable video, an output that cannot be written) rather than raised."""
     cleaner = _cleaners.get(settings)
     if cleaner is None:
-        cleaner = _cleaners[settings] = settings.cleaner()
+        cleaner = _cleaners[settings] = Cleaner.from_settings(settings)
     name = worker_name()
     last = [0.0]
 

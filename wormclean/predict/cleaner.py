@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
-from wormclean.errors import ModelFileError, SettingsError, VideoError
+from wormclean.errors import ModelFileError, VideoError
 from wormclean.io import VideoReader, open_video
 from wormclean.model.modelfile import ModelFile, load_model
 from wormclean.model.registry import resolve_model
@@ -40,27 +39,12 @@ from wormclean.predict.inference import (
 from wormclean.predict.tiling import plan_tiles
 from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, WindowSchedule
 from wormclean.segment.background import WormStats
-from wormclean.segment.threshold import THRESHOLD_METHODS, default_delta, segment
-from wormclean.threads import END, Failure, put_unless_stopped
+from wormclean.segment.threshold import segment
+from wormclean.settings import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, MaskSettings, NetSettings, SegmentSettings
+from wormclean.threads import END, NOTHING, Producer
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BGND_INTERVAL = 1000
-"""Frames per net background. On a 2-core CPU the full net takes 22-27 s per 2048x2048 frame (whole or in 1024
-tiles) and decoding, segmenting and writing 35-75 ms per frame; one net frame in 1000 adds about 27 ms per frame,
-keeping the job within about 1.5x its speed without the net (benchmarks/bench_mask.py measures it)."""
-
-DEFAULT_MIN_AREA = 50
-"""Smallest blob kept with ``background="net"``, in pixels. Dust specks and noise a net's background blurs away
-are mostly 10-50 pixels; an adult worm at 2048 pixels across a plate covers about 400. On unseen synthetic plates
-with the shipped model, raising it from 10 to 50 took precision from 0.29-0.44 to 0.72-0.82 with recall unchanged
-(Tierpsy's own mask default is 100, for its magnification). With a background from the video the smallest blob
-follows the worms the video shows (:class:`~wormclean.segment.background.WormStats`)."""
-
-BACKGROUND_MODES = ("fused", "net", "temporal")
-"""fused: the video's own median background, with the net's where it removes worms that never moved; net: the
-net's background alone (the paper's method); temporal: the video's median alone (immobile worms are lost)."""
 
 # Up to this interval the backgrounds come from the decoded stream (holding at most interval / 2 frames);
 # above it from a second reader, so memory stays small whatever the interval.
@@ -100,16 +84,11 @@ class Cleaner:
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     tile_size, batch_size : int, optional
-        Tiling of the net (defaults per device, see :mod:`wormclean.predict.inference`).
-    threshold : {"delta", "otsu"}
-        How the difference from the background is thresholded.
-    delta : float, optional
-        Threshold in grey levels for ``"delta"``; default 10 for 8-bit video, scaled by bit depth.
-    min_area : int, optional
-        Smallest worm blob in pixels; default from the size of the worms the video shows moving (fused and
-        temporal backgrounds), else 50.
-    background : {"fused", "net", "temporal"}
-        Where the background comes from (:data:`BACKGROUND_MODES`).
+        Tiling of the net (defaults per device, see :mod:`wormclean.predict.inference`); checked as
+        :class:`~wormclean.settings.NetSettings`.
+    threshold, delta, min_area, background :
+        How backgrounds become masks; checked as :class:`~wormclean.settings.SegmentSettings`, kept as
+        ``segmentation``.
     dark_worms : bool, optional
         Worms darker than the background; default from the model's metadata (``dark_worms``), else True.
         When it differs from the polarity the model was trained on, frames are inverted before the net and
@@ -129,26 +108,24 @@ class Cleaner:
         background: str = "fused",
     ):
         check_video_model(model)
-        if threshold not in THRESHOLD_METHODS:
-            raise SettingsError(f"unknown threshold {threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
-        if delta is not None and not delta > 0:
-            raise SettingsError(f"--delta must be positive, got {delta}")
-        if min_area is not None and min_area < 0:
-            raise SettingsError(f"--min-area must be at least 0, got {min_area}")
-        if background not in BACKGROUND_MODES:
-            raise SettingsError(f"unknown background {background!r}; use one of {', '.join(BACKGROUND_MODES)}")
+        model_dark_worms = bool(model.metadata.get("dark_worms", True))
+        self.segmentation = SegmentSettings(
+            threshold=threshold,
+            delta=delta,
+            min_area=None if min_area is None else int(min_area),
+            background=background,
+            dark_worms=model_dark_worms if dark_worms is None else bool(dark_worms),
+        )
+        NetSettings(str(device), tile_size, batch_size)  # checks them; the defaults come with the device
         self.model = model
         self.device = resolve_device(device)
         self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE[self.device.type]
-        if self.batch_size < 1:
-            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
-        self.threshold = threshold
-        self.delta = delta
-        self.min_area = None if min_area is None else int(min_area)
-        self.background_mode = background
-        model_dark_worms = bool(model.metadata.get("dark_worms", True))
-        self.dark_worms = model_dark_worms if dark_worms is None else bool(dark_worms)
+        self.threshold = self.segmentation.threshold
+        self.delta = self.segmentation.delta
+        self.min_area = self.segmentation.min_area
+        self.background_mode = self.segmentation.background
+        self.dark_worms = self.segmentation.dark_worms
         self.invert = self.dark_worms != model_dark_worms
         prepare_net(model.net, self.device)
 
@@ -159,6 +136,11 @@ class Cleaner:
         ``settings`` are the other :class:`Cleaner` parameters.
         """
         return cls(load_model(resolve_model(model)), device=device, **settings)
+
+    @classmethod
+    def from_settings(cls, settings: MaskSettings) -> Cleaner:
+        """Load the model and build the :class:`Cleaner` that mask-job ``settings`` describe."""
+        return cls.load(settings.model, **vars(settings.net), **vars(settings.segmentation))
 
     def backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each.
@@ -198,7 +180,7 @@ class Cleaner:
 
     def delta_for(self, bit_depth: int) -> float:
         """The worm threshold in grey levels for video of ``bit_depth`` bits (``delta``, or its default)."""
-        return self.delta if self.delta is not None else default_delta(bit_depth)
+        return self.segmentation.delta_for(bit_depth)
 
     def worm_prior(self, shape: tuple[int, int], delta: float) -> WormStats:
         """What a worm is assumed to look like when no worm of the video moves."""
@@ -224,8 +206,7 @@ class Cleaner:
             background,
             dark_worms=self.dark_worms,
             method=self.threshold,
-            delta=self.delta,
-            bit_depth=16 if frame.dtype == np.uint16 else 8,
+            delta=self.delta_for(16 if frame.dtype == np.uint16 else 8),
             **limits,
         )
 
@@ -308,15 +289,10 @@ class _BackgroundSchedule:
         self.from_stream = interval <= _STREAM_INTERVAL_LIMIT
         self.held_limit = interval // 2 + 2 if self.from_stream else _HELD_FRAMES
         self.requests: queue.Queue = queue.Queue()
-        self.results: queue.Queue = queue.Queue(maxsize=2)
-        self.stopping = threading.Event()
         self.available: deque[tuple[int, np.ndarray]] = deque()
-        self.finished = False
+        self.backgrounds: Producer | None = None
 
     # -- background thread ------------------------------------------------------------------------------
-    def _put(self, item) -> bool:
-        return put_unless_stopped(self.results, item, self.stopping)
-
     def _requested(self) -> Iterator[tuple[int, np.ndarray]]:
         while (item := self.requests.get()) is not END:
             yield item
@@ -334,7 +310,8 @@ class _BackgroundSchedule:
                 group.append(following)
             yield group
 
-    def _produce(self) -> None:
+    def _made(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, background)`` of the frames 0, b, 2b, ... in order (made in the producer thread)."""
         second_reader = source = None
         try:
             if self.from_stream:
@@ -344,15 +321,8 @@ class _BackgroundSchedule:
                 source = second_reader.read(range(0, self.reader.n_frames, self.interval))
             size = self.cleaner.frames_per_call((self.reader.height, self.reader.width))
             for group in self._groups(source, size):
-                if self.stopping.is_set():
-                    return
                 backgrounds = self.cleaner.backgrounds([frame for _, frame in group])
-                for (index, _), background in zip(group, backgrounds):
-                    if not self._put((index, background)):
-                        return
-            self._put(END)
-        except BaseException as error:  # carried to the consumer and raised there
-            self._put(Failure(error))
+                yield from zip((index for index, _ in group), backgrounds)
         finally:
             if source is not None:
                 source.close()
@@ -362,15 +332,10 @@ class _BackgroundSchedule:
     # -- consumer ---------------------------------------------------------------------------------------
     def _pull(self, block: bool) -> bool:
         """Take one result from the thread; False if none was waiting (``block`` false)."""
-        try:
-            item = self.results.get(block=block)
-        except queue.Empty:
+        item = self.backgrounds.take(block)
+        if item is NOTHING:
             return False
-        if item is END:
-            self.finished = True
-        elif isinstance(item, Failure):
-            raise item.error
-        else:
+        if item is not END:
             self.available.append(item)
             if self.on_background is not None:
                 self.on_background(*item)
@@ -381,7 +346,7 @@ class _BackgroundSchedule:
         while len(self.available) >= 2 and self.available[1][0] <= index:
             self.available.popleft()
         if not self.available:
-            if self.finished:
+            if self.backgrounds.finished:
                 raise VideoError(f"{self.reader.path}: no background could be computed for frame {index}")
             return None
         before, background = self.available[0]
@@ -389,7 +354,7 @@ class _BackgroundSchedule:
             return background
         if len(self.available) >= 2:
             return self.available[1][1]
-        return background if self.finished else None
+        return background if self.backgrounds.finished else None
 
     def _ready(self, held: deque, keep: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Segment held frames whose background is known, waiting for backgrounds while more than ``keep``
@@ -404,8 +369,7 @@ class _BackgroundSchedule:
             yield index, frame, self.cleaner.segment(frame, background)
 
     def run(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        thread = threading.Thread(target=self._produce, name=f"backgrounds {self.reader.path.name}", daemon=True)
-        thread.start()
+        self.backgrounds = Producer(self._made(), depth=2, name=f"backgrounds {self.reader.path.name}")
         held: deque[tuple[int, np.ndarray]] = deque()
         frames = self.reader.frames()
         try:
@@ -418,6 +382,5 @@ class _BackgroundSchedule:
             yield from self._ready(held, 0)
         finally:
             frames.close()
-            self.stopping.set()
-            self.requests.put(END)
-            thread.join()
+            self.requests.put(END)  # a thread waiting for frames from the stream stops waiting
+            self.backgrounds.close()

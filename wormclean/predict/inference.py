@@ -1,7 +1,8 @@
-"""Tiled inference: the net's background for whole frames of any size, on the CPU or CUDA.
+"""Tiled inference: the net's output for whole frames or images of any size, on the CPU or CUDA.
 
-Frames are cut into equal tiles (:mod:`wormclean.predict.tiling`), tiles of all frames in a call are batched,
-and the outputs are cropped and stitched, so the result equals one whole-frame pass. On CUDA the net runs in
+Frames (grey ``(H, W)``, or ``(H, W, C)`` with as many channels as the net takes) are cut into equal tiles
+(:mod:`wormclean.predict.tiling`), tiles of all frames in a call are batched, and the outputs are cropped and
+stitched, so the result equals one whole-frame pass. On CUDA the net runs in
 fp16 autocast with ``channels_last`` (outputs are mapped back to pixels in float32); on the CPU it runs in
 float32 (bf16 autocast is 7-300x slower on CPUs without AMX). When CUDA runs out of memory the batch is halved
 and the work retried.
@@ -19,6 +20,7 @@ from wormclean.errors import SettingsError
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import Normalisation
 from wormclean.model.unet import UNet
+from wormclean.padding import pad_image
 from wormclean.predict.tiling import TileGrid, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -48,20 +50,20 @@ def prepare_net(net: UNet, device: torch.device) -> UNet:
 def _forward_batches(
     net: UNet, normalisation: Normalisation, inputs: np.ndarray, batch_size: int, device: torch.device, half: bool
 ) -> np.ndarray:
-    """Net outputs in raw pixel units for raw windows ``(n, h, w)``: float32 ``(n, h, w)``."""
-    outputs = np.empty(inputs.shape, dtype=np.float32)
+    """Net outputs in raw pixel units for raw windows ``(n, h, w, C)``: float32 ``(n, h, w, C)``."""
+    outputs = np.empty(inputs.shape[:3] + (net.config.out_channels,), dtype=np.float32)
     top = float(2**normalisation.bit_depth - 1)
     start = 0
     while start < len(inputs):
         stop = min(start + batch_size, len(inputs))
         try:
             with torch.inference_mode():
-                batch = normalisation.forward(torch.from_numpy(inputs[start:stop]).to(device))[:, None]
+                batch = normalisation.forward(torch.from_numpy(inputs[start:stop]).to(device)).permute(0, 3, 1, 2)
                 if device.type == "cuda":
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                     predicted = net(batch)
-                pixels = normalisation.inverse(predicted[:, 0].float()).clamp_(0.0, top)
+                pixels = normalisation.inverse(predicted.float().permute(0, 2, 3, 1)).clamp_(0.0, top)
                 outputs[start:stop] = pixels.cpu().numpy()
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -86,16 +88,17 @@ def predict_backgrounds(
     device: str | torch.device = "auto",
     half: bool | None = None,
 ) -> list[np.ndarray]:
-    """The net's background for several frames, with the tiles of all frames batched together.
+    """The net's output (the background of a video model) for several frames, with the tiles of all frames
+    batched together.
 
     Parameters
     ----------
     net : UNet
-        A one-channel net; moved in place to ``device``.
+        The model's net (as many input channels as the frames have); moved in place to ``device``.
     normalisation : Normalisation
         The model's mapping between raw pixels and net values.
     frames : sequence of np.ndarray
-        ``(H, W)`` uint8/uint16/float frames in raw pixel units; sizes may differ.
+        ``(H, W)`` grey or ``(H, W, C)`` uint8/uint16/float frames in raw pixel units; sizes may differ.
     tile_size : int, optional
         Largest tile side in pixels (default 1024 on the CPU, 2048 on CUDA). Frames smaller than a tile are
         one tile.
@@ -109,10 +112,15 @@ def predict_backgrounds(
     Returns
     -------
     list of np.ndarray
-        One float32 ``(H, W)`` background per frame, in raw pixel units, clipped to the model's bit depth.
+        One float32 output per frame, in raw pixel units, clipped to the model's bit depth: ``(H, W)`` for a
+        grey frame, ``(H, W, C)`` (the net's output channels) for one with channels.
     """
-    if net.config.in_channels != 1 or net.config.out_channels != 1:
-        raise SettingsError("video backgrounds need a one-channel (grey) model")
+    grey = [frame.ndim == 2 for frame in frames]
+    frames = [frame[..., None] if is_grey else frame for frame, is_grey in zip(frames, grey)]
+    for frame in frames:
+        if frame.ndim != 3 or frame.shape[2] != net.config.in_channels:
+            raise SettingsError(f"the net takes {net.config.in_channels} channel(s); got a frame of shape "
+                                f"{frame.shape[:2] if frame.shape[2:] == (1,) else frame.shape}")
     device = resolve_device(device)
     half = _use_half(device, half)
     tile_size = tile_size or DEFAULT_TILE_SIZE[device.type]
@@ -124,28 +132,25 @@ def predict_backgrounds(
     margin = net.edge_margin
     frames = [_pad_margin(frame, margin) for frame in frames]
     grids: dict[tuple[int, int], TileGrid] = {}
-    for frame in frames:
-        if frame.shape not in grids:
-            grids[frame.shape] = plan_tiles(frame.shape, tile_size, net.receptive_field_radius(), net.config.multiple)
+    for shape in dict.fromkeys(frame.shape[:2] for frame in frames):
+        grids[shape] = plan_tiles(shape, tile_size, net.receptive_field_radius(), net.config.multiple)
     backgrounds: list[np.ndarray | None] = [None] * len(frames)
     for shape, grid in grids.items():
-        members = [i for i, frame in enumerate(frames) if frame.shape == shape]
+        members = [i for i, frame in enumerate(frames) if frame.shape[:2] == shape]
         # float32 before torch: torch has no general uint16 support.
         windows = np.concatenate([grid.windows(grid.pad(frames[i])) for i in members]).astype(np.float32)
         outputs = _forward_batches(net, normalisation, windows, batch_size, device, half)
         n_tiles = len(grid.tiles)
         for k, i in enumerate(members):
             stitched = grid.stitch(outputs[k * n_tiles : (k + 1) * n_tiles])
-            backgrounds[i] = np.ascontiguousarray(stitched[margin:-margin, margin:-margin])
+            background = stitched[margin:-margin, margin:-margin]
+            backgrounds[i] = np.ascontiguousarray(background[..., 0] if grey[i] else background)
     return backgrounds
 
 
 def _pad_margin(frame: np.ndarray, margin: int) -> np.ndarray:
-    """Reflect-pad a grey frame by ``margin`` on every side (edge replication where it is too small)."""
-    if frame.ndim != 2:
-        raise SettingsError(f"expected grey (H, W) frames, got shape {frame.shape}")
-    mode = "reflect" if margin < frame.shape[0] and margin < frame.shape[1] else "edge"
-    return np.pad(frame, margin, mode=mode)
+    """Reflect-pad an ``(H, W, C)`` frame by ``margin`` on every side (edge replication where it is too small)."""
+    return pad_image(frame, (margin, margin), (margin, margin))
 
 
 def predict_background(
@@ -157,7 +162,7 @@ def predict_background(
     device: str | torch.device = "auto",
     half: bool | None = None,
 ) -> np.ndarray:
-    """The net's background for one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units.
+    """The net's output for one ``(H, W)`` or ``(H, W, C)`` frame: float32 of the same shape, in raw pixel units.
 
     See :func:`predict_backgrounds` for the parameters.
     """

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,106 +24,16 @@ from wormclean.io import open_video
 from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
 from wormclean.io.images import check_image_name, encode_image
 from wormclean.io.masked_video import MaskedVideoWriter
-from wormclean.model.modelfile import load_model
-from wormclean.model.registry import file_sha256, resolve_model
-from wormclean.predict.cleaner import BACKGROUND_MODES, DEFAULT_BGND_INTERVAL, Cleaner
-from wormclean.segment.threshold import THRESHOLD_METHODS, brightness_gain, default_delta, dilate
-from wormclean.units import FrameSpan
+from wormclean.model.registry import file_sha256
+from wormclean.predict.cleaner import Cleaner
+from wormclean.segment.threshold import brightness_gain, dilate
+from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings
+from wormclean.threads import Consumer
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SUFFIXES = (".hdf5", ".h5")
-DEFAULT_SAVE_INTERVAL = 5000
-DEFAULT_DILATION = 5
 _WRITER_QUEUE = 8
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    """Settings of a mask job; validated on creation, stored in every output file.
-
-    Parameters
-    ----------
-    model : str, optional
-        Model file path or registered name; None for the default model.
-    bgnd_interval : int or str
-        One background per this many frames (``250``) or seconds (``"10s"``).
-    background : {"fused", "net", "temporal"}
-        Where backgrounds come from (:data:`~wormclean.predict.cleaner.BACKGROUND_MODES`).
-    threshold : {"delta", "otsu"}
-        Thresholding of the difference from the background.
-    delta : float, optional
-        Threshold in grey levels (``"delta"``); default 10 at 8 bits, scaled by bit depth.
-    min_area : int, optional
-        Smallest worm blob in pixels; default from the video's moving worms (50 with the net alone).
-    dilation : int
-        Radius in pixels by which worm regions grow before the frame is masked (``/mask``).
-    save_interval : int or str
-        A whole frame goes to ``/full_data`` every this many frames (or seconds, ``"200s"``).
-    device : str
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    tile_size, batch_size : int, optional
-        Tiling of the net; defaults per device.
-    dark_worms : bool, optional
-        Worms darker than the background; default from the model.
-    microns_per_pixel : float, optional
-        Pixel size, stored in the output.
-    """
-
-    model: str | None = None
-    bgnd_interval: int | str = DEFAULT_BGND_INTERVAL
-    background: str = "fused"
-    threshold: str = "delta"
-    delta: float | None = None
-    min_area: int | None = None
-    dilation: int = DEFAULT_DILATION
-    save_interval: int | str = DEFAULT_SAVE_INTERVAL
-    device: str = "auto"
-    tile_size: int | None = None
-    batch_size: int | None = None
-    dark_worms: bool | None = None
-    microns_per_pixel: float | None = None
-
-    def __post_init__(self):
-        for name in ("bgnd_interval", "save_interval"):
-            # Checked and normalised now ("250", "10s"); seconds become frames once a video's fps is known.
-            object.__setattr__(self, name, str(FrameSpan.parse(getattr(self, name))))
-        if self.threshold not in THRESHOLD_METHODS:
-            raise SettingsError(f"unknown threshold {self.threshold!r}; use one of {', '.join(THRESHOLD_METHODS)}")
-        if self.delta is not None and not self.delta > 0:
-            raise SettingsError(f"--delta must be positive, got {self.delta}")
-        if self.min_area is not None and self.min_area < 0:
-            raise SettingsError(f"--min-area must be at least 0, got {self.min_area}")
-        if self.background not in BACKGROUND_MODES:
-            raise SettingsError(f"unknown --background {self.background!r}; use one of {', '.join(BACKGROUND_MODES)}")
-        if self.dilation < 0:
-            raise SettingsError(f"--dilation must be at least 0, got {self.dilation}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise SettingsError(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.tile_size is not None and self.tile_size < 1:
-            raise SettingsError(f"--tile-size must be positive, got {self.tile_size}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.microns_per_pixel is not None and not self.microns_per_pixel > 0:
-            raise SettingsError(f"--microns-per-pixel must be positive, got {self.microns_per_pixel}")
-
-    def to_dict(self) -> dict:
-        """The settings as plain values."""
-        return asdict(self)
-
-    def cleaner(self) -> Cleaner:
-        """Load the model and build the :class:`Cleaner` these settings describe."""
-        return Cleaner(
-            load_model(resolve_model(self.model)),
-            device=self.device,
-            tile_size=self.tile_size,
-            batch_size=self.batch_size,
-            threshold=self.threshold,
-            delta=self.delta,
-            min_area=self.min_area,
-            dark_worms=self.dark_worms,
-            background=self.background,
-        )
 
 
 @dataclass(frozen=True)
@@ -180,51 +88,34 @@ def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
 
 
 class _Writer:
-    """Dilates and writes frames in a thread; an error there is raised in the caller at its next call."""
+    """Dilates and writes frames in a :class:`~wormclean.threads.Consumer` thread; an error there is raised in
+    the caller at its next call."""
 
     def __init__(self, writer: MaskedVideoWriter, dilation: int):
         self.writer = writer
         self.dilation = dilation
-        self.items: queue.Queue = queue.Queue(maxsize=_WRITER_QUEUE)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="mask writer", daemon=True)
-        self.thread.start()
+        self.thread = Consumer(self._write, _WRITER_QUEUE, "mask writer")
 
-    def _run(self) -> None:
-        while (item := self.items.get()) is not None:
-            if self.error is not None:
-                continue  # drain, so that the producer never blocks
-            try:
-                if len(item) == 2:
-                    self.writer.write_background(*item)
-                else:
-                    index, frame, worms = item
-                    self.writer.write(index, frame, worms, dilate(worms, self.dilation))
-            except BaseException as error:  # raised again in the caller
-                self.error = error
-
-    def _check(self) -> None:
-        if self.error is not None:
-            raise self.error
+    def _write(self, item) -> None:
+        if len(item) == 2:
+            self.writer.write_background(*item)
+        else:
+            index, frame, worms = item
+            self.writer.write(index, frame, worms, dilate(worms, self.dilation))
 
     def frame(self, index: int, frame: np.ndarray, worms: np.ndarray) -> None:
-        self._check()
-        self.items.put((index, frame, worms))
+        self.thread.put((index, frame, worms))
 
     def background(self, index: int, background: np.ndarray) -> None:
-        self._check()
-        self.items.put((index, background))
+        self.thread.put((index, background))
 
     def close(self) -> None:
-        """Stop the thread once everything queued is handled (errors stay in ``error``)."""
-        if self.thread.is_alive():
-            self.items.put(None)
-            self.thread.join()
+        """Stop the thread once everything queued is handled (errors stay in the thread)."""
+        self.thread.close()
 
     def finish(self) -> None:
         """Wait until everything queued is written; raise the writer's error if there was one."""
-        self.close()
-        self._check()
+        self.thread.finish()
 
 
 class _OutputCheck:
@@ -307,16 +198,13 @@ def mask_video(
         masks of every frame before it are written).
     """
     output = check_output_path(output, overwrite)
-    cleaner = cleaner or settings.cleaner()
+    cleaner = cleaner or Cleaner.from_settings(settings)
     with open_video(video) as reader:
-        bgnd_interval = FrameSpan.parse(settings.bgnd_interval).frames(reader.fps)
-        save_interval = FrameSpan.parse(settings.save_interval).frames(reader.fps)
+        this_video = settings.for_video(reader.fps, reader.bit_depth, cleaner.segmentation)
         model_path = cleaner.model.path
         resolved = {
-            "bgnd_interval_frames": bgnd_interval,
-            "save_interval_frames": save_interval,
+            **this_video.to_dict(),
             "threshold": cleaner.threshold,
-            "delta": cleaner.delta if cleaner.delta is not None else default_delta(reader.bit_depth),
             "min_area": cleaner.min_area,
             "background": cleaner.background_mode,
             "dark_worms": cleaner.dark_worms,
@@ -338,8 +226,8 @@ def mask_video(
                 fps=reader.fps,
                 bit_depth=reader.bit_depth,
                 is_light_background=cleaner.dark_worms,
-                save_interval=save_interval,
-                bgnd_interval=bgnd_interval,
+                save_interval=this_video.save_interval_frames,
+                bgnd_interval=this_video.bgnd_interval_frames,
                 expected_frames=reader.n_frames,
                 microns_per_pixel=settings.microns_per_pixel,
                 source_video=str(Path(video).resolve()),
@@ -350,10 +238,12 @@ def mask_video(
             )
             stage = _Writer(writer, settings.dilation)
             report: dict = {}
-            check = _OutputCheck(video, resolved["delta"])
+            check = _OutputCheck(video, this_video.delta)
             try:
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
-                masks = cleaner.iter_masks(reader, bgnd_interval, check.background(stage.background), report)
+                masks = cleaner.iter_masks(
+                    reader, this_video.bgnd_interval_frames, check.background(stage.background), report
+                )
                 with closing(masks):
                     for index, frame, worms in masks:
                         check.frame(frame, worms)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wormclean.errors import SettingsError
+from wormclean.padding import pad_image
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,7 @@ class TileGrid:
     def pad(self, frame: np.ndarray) -> np.ndarray:
         """Reflect-pad ``frame`` (``(H, W)`` or ``(H, W, C)``) at the bottom and right to ``padded_shape``.
 
-        Falls back to edge replication along an axis where the frame is too short to reflect (the same rule as
-        ``UNet.forward_padded``).
+        Falls back to edge replication where the frame is too short to reflect (:mod:`wormclean.padding`).
         """
         if frame.shape[:2] != self.frame_shape:
             raise ValueError(f"frame shape {frame.shape[:2]} does not match the grid's {self.frame_shape}")
@@ -77,9 +77,7 @@ class TileGrid:
         pad_w = self.padded_shape[1] - self.frame_shape[1]
         if not (pad_h or pad_w):
             return frame
-        mode = "reflect" if pad_h < self.frame_shape[0] and pad_w < self.frame_shape[1] else "edge"
-        widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (frame.ndim - 2)
-        return np.pad(frame, widths, mode=mode)
+        return pad_image(frame, (0, pad_h), (0, pad_w))
 
     def windows(self, padded: np.ndarray) -> np.ndarray:
         """All input windows of a padded frame stacked: ``(n_tiles, tile_h, tile_w, ...)`` (a copy)."""

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -33,7 +31,7 @@ from wormclean.segment.background import (
     ghost_ratio,
     temporal_background,
 )
-from wormclean.threads import END, Failure, put_unless_stopped
+from wormclean.threads import END, Producer
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +159,6 @@ class WindowSchedule:
         self.report = report if report is not None else {}
         span = math.ceil(SAMPLE_SPAN_SECONDS * reader.fps)
         self.windows = plan_windows(reader.n_frames, window_frames, reader.keyframes, span)
-        self.results: queue.Queue = queue.Queue(maxsize=2)
-        self.stopping = threading.Event()
         self._previous_stats: WormStats | None = None
 
     # -- making backgrounds -----------------------------------------------------------------------------
@@ -231,20 +227,15 @@ class WindowSchedule:
             background = self.cleaner.backgrounds(frames[:1])[0] if frames else previous.background
             return WindowBackground(window, background, previous.stats)
 
-    def _produce(
+    def _later(
         self, windows: Iterator[tuple[Window, list[np.ndarray]]], second: VideoReader, first: WindowBackground
-    ) -> None:
+    ) -> Iterator[WindowBackground]:
+        """The backgrounds of the windows after the first, in order (made in the producer thread)."""
         previous = first
         try:
             for window, frames in windows:
-                if self.stopping.is_set():
-                    return
                 previous = self._make_later(window, frames, previous)
-                if not put_unless_stopped(self.results, previous, self.stopping):
-                    return
-            put_unless_stopped(self.results, END, self.stopping)
-        except BaseException as error:  # carried to the consumer and raised there
-            put_unless_stopped(self.results, Failure(error), self.stopping)
+                yield previous
         finally:
             windows.close()
             second.close()
@@ -260,14 +251,6 @@ class WindowSchedule:
         return {index: made[(index // self.window_frames) * self.window_frames] for index in indices}
 
     # -- consumer ---------------------------------------------------------------------------------------
-    def _take(self) -> WindowBackground:
-        item = self.results.get()
-        if isinstance(item, Failure):
-            raise item.error
-        if item is END:
-            raise RuntimeError("the background thread ended before the last window")
-        return item
-
     def _use(self, made: WindowBackground) -> WindowBackground:
         self.report.setdefault("windows", []).append(made.report())
         if self.on_background is not None:
@@ -298,19 +281,20 @@ class WindowSchedule:
             second.close()
             raise
         self.report.update(background=mode, requested=mode)
-        thread = threading.Thread(target=self._produce, args=(windows, second, current), name="windows", daemon=True)
-        thread.start()
+        later = Producer(self._later(windows, second, current), depth=2, name="windows")
         frames_iter = self.reader.frames()
         try:
             self._use(current)
             for index, frame in frames_iter:
                 while index >= current.window.stop:
-                    current = self._use(self._take())
+                    current = later.take()
+                    if current is END:
+                        raise RuntimeError("the background thread ended before the last window")
+                    self._use(current)
                 yield index, frame, self.cleaner.segment(frame, current.background, current.stats)
         finally:
             frames_iter.close()
-            self.stopping.set()
-            thread.join()
+            later.close()
 
 
 def immobile_worm_regions(cleaner, path) -> np.ndarray | None:

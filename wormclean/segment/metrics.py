@@ -1,21 +1,26 @@
-"""Scores of worm masks against truth: pooled IoU, worm-level precision/recall/F1, recall of chosen worms.
+"""Scores against truth: of worm masks (pooled IoU, worm-level precision/recall/F1, recall of chosen worms) and
+of objects found in still images (``wormclean evaluate``).
 
 All arithmetic is numpy; only the labelling of predicted masks into connected components uses
 :func:`wormclean.segment.threshold.label_components` (OpenCV).
 
-Worms are matched one to one, frame by frame: a predicted blob (8-connected component) and a true worm match
-when their bounding boxes overlap with an IoU above 0.5, best pairs first. Bounding boxes, not pixels, so that a
-blob slightly fatter or thinner than the worm still counts as finding it; two touching worms found as one blob
-count as one found and one missed.
+Matching is one to one and greedy, best pairs first. Worms are matched frame by frame: a predicted blob
+(8-connected component) and a true worm match when their bounding boxes overlap with an IoU above 0.5. Bounding
+boxes, not pixels, so that a blob slightly fatter or thinner than the worm still counts as finding it; two
+touching worms found as one blob count as one found and one missed. Objects in still images match boxes the same
+way (above a given IoU, 0.25 by default); against points, a detection is a true positive if it holds a true
+point, pairs taken in order of decreasing detection score, then of the point's distance to the box centre.
+Unmatched detections are false positives, unmatched truths false negatives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from wormclean.segment.regions import Box, Point, box_array
 from wormclean.segment.threshold import label_components
 
 MATCH_IOU = 0.5
@@ -47,8 +52,14 @@ def boxes_of(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.stack([top[ids], left[ids], bottom[ids], right[ids]], axis=1)
 
 
-def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """IoU of every pair of boxes: ``(n, 4)`` and ``(m, 4)`` -> float64 ``(n, m)``."""
+def box_iou(first, second) -> np.ndarray:
+    """IoU of every pair of boxes: ``(n, 4)`` and ``(m, 4)`` -> float64 ``(n, m)`` (0 where both are empty).
+
+    Boxes are rows of corners with exclusive ends, in either order of the axes as long as both sides share it
+    (``(top, left, bottom, right)`` or ``(xmin, ymin, xmax, ymax)``), or :class:`Box` objects (see
+    :func:`~wormclean.segment.regions.box_array`).
+    """
+    first, second = box_array(first), box_array(second)
     top = np.maximum(first[:, None, 0], second[None, :, 0])
     left = np.maximum(first[:, None, 1], second[None, :, 1])
     bottom = np.minimum(first[:, None, 2], second[None, :, 2])
@@ -57,23 +68,57 @@ def box_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     area_first = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
     area_second = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
     union = area_first[:, None] + area_second[None, :] - overlap
-    return overlap / np.maximum(union, 1)
+    return np.divide(overlap, union, out=np.zeros(union.shape), where=union > 0)
 
 
-def match_boxes(predicted: np.ndarray, truth: np.ndarray, min_iou: float = MATCH_IOU) -> list[tuple[int, int]]:
-    """One-to-one matches ``(predicted_row, truth_row)`` with box IoU above ``min_iou``, best pairs first."""
+def match_boxes(predicted, truth, min_iou: float = MATCH_IOU) -> list[tuple[int, int]]:
+    """One-to-one matches ``(predicted_row, truth_row)`` with box IoU strictly above ``min_iou``, best pairs
+    first (ties in the order of the rows); boxes as :func:`box_iou` takes them."""
     if len(predicted) == 0 or len(truth) == 0:
         return []
     iou = box_iou(predicted, truth)
     rows, cols = np.nonzero(iou > min_iou)
     order = np.argsort(-iou[rows, cols], kind="stable")
-    used_predicted, used_truth, matches = set(), set(), []
-    for row, col in zip(rows[order], cols[order]):
-        if row not in used_predicted and col not in used_truth:
-            used_predicted.add(row)
-            used_truth.add(col)
-            matches.append((int(row), int(col)))
+    return _greedy(zip(rows[order].tolist(), cols[order].tolist()))
+
+
+def _holds(box: Box, point: Point) -> bool:
+    return box.xmin <= point.x < box.xmax and box.ymin <= point.y < box.ymax
+
+
+def match_points(detections: Sequence[Box], points: Sequence[Point]) -> list[tuple[int, int]]:
+    """One-to-one ``(detection index, point index)`` pairs where the detection's box holds the point."""
+    candidates = []
+    for d, detection in enumerate(detections):
+        centre_x, centre_y = (detection.xmin + detection.xmax) / 2, (detection.ymin + detection.ymax) / 2
+        for p, point in enumerate(points):
+            if _holds(detection, point):
+                score = detection.score if detection.score is not None else 0.0
+                distance = (point.x - centre_x) ** 2 + (point.y - centre_y) ** 2
+                candidates.append((-score, distance, d, p))
+    return _greedy(candidate[-2:] for candidate in sorted(candidates))
+
+
+def _greedy(pairs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Take ``(first, second)`` pairs in order, skipping those whose first or second is taken."""
+    used_first, used_second, matches = set(), set(), []
+    for first, second in pairs:
+        if first not in used_first and second not in used_second:
+            used_first.add(first)
+            used_second.add(second)
+            matches.append((first, second))
     return matches
+
+
+def match_detections(detections: Sequence[Box], truths: Sequence, iou_threshold: float = 0.25) -> list[tuple]:
+    """One-to-one ``(detection index, truth index)`` pairs of detections and truths of one image.
+
+    Against :class:`Point` truths by :func:`match_points`; against :class:`Box` truths by :func:`match_boxes`,
+    with IoU strictly above ``iou_threshold``.
+    """
+    if truths and isinstance(truths[0], Point):
+        return match_points(detections, truths)
+    return match_boxes(detections, truths, iou_threshold)
 
 
 @dataclass
@@ -87,6 +132,17 @@ class DetectionCounts:
     true_positives: int = 0
     false_positives: int = 0
     false_negatives: int = 0
+
+    def __add__(self, other: DetectionCounts) -> DetectionCounts:
+        return DetectionCounts(self.true_positives + other.true_positives,
+                               self.false_positives + other.false_positives,
+                               self.false_negatives + other.false_negatives)
+
+    def as_dict(self) -> dict:
+        """The counts with precision, recall and F1."""
+        return {"true_positives": self.true_positives, "false_positives": self.false_positives,
+                "false_negatives": self.false_negatives, "precision": self.precision, "recall": self.recall,
+                "f1": self.f1}
 
     @property
     def precision(self) -> float:
@@ -197,3 +253,42 @@ def pooled_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     predicted, truth = predicted.astype(bool, copy=False), truth.astype(bool, copy=False)
     union = np.count_nonzero(predicted | truth)
     return np.count_nonzero(predicted & truth) / union if union else 1.0
+
+
+def evaluate_detections(
+    detections: dict[str, list[Box]],
+    truths: dict[str, list],
+    classes: Iterable[str],
+    images: Iterable[str] | None = None,
+    iou_threshold: float = 0.25,
+) -> tuple[DetectionCounts, dict[str, DetectionCounts]]:
+    """Score detections in still images against box or point annotations of the given classes, image by image.
+
+    Parameters
+    ----------
+    detections : dict
+        ``{image stem: [Box, ...]}``; their classes are not looked at (a filter finds only its targets).
+    truths : dict
+        ``{image stem: [Box, ...]}`` or ``{image stem: [Point, ...]}``; only ``classes`` count.
+    classes : iterable of str
+        The target classes.
+    images : iterable of str, optional
+        Image stems to score (default: those with detections). An image with no detection must be listed
+        here to count its misses.
+    iou_threshold : float
+        Box matching threshold (strictly above).
+
+    Returns
+    -------
+    (DetectionCounts, dict)
+        The totals over all images and the counts of each image.
+    """
+    classes = set(classes)
+    per_image = {}
+    for image in sorted(images if images is not None else detections):
+        found = detections.get(image, [])
+        wanted = [truth for truth in truths.get(image, []) if truth.label in classes]
+        n_matches = len(match_detections(found, wanted, iou_threshold))
+        per_image[image] = DetectionCounts(n_matches, len(found) - n_matches, len(wanted) - n_matches)
+    total = sum(per_image.values(), DetectionCounts())
+    return total, per_image

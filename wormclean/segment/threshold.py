@@ -14,20 +14,11 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from wormclean.errors import SettingsError
-
-THRESHOLD_METHODS = ("delta", "otsu")
-
-# Difference (grey levels of an 8-bit video) above which a pixel is a worm; scaled by 2 ** (bits - 8).
-DEFAULT_DELTA_8BIT = 10.0
+from wormclean.settings import DEFAULT_MIN_AREA, THRESHOLD_METHODS, default_delta
 
 # Pixels sampled per frame for the brightness gain: a median over ~65k pixels is stable to well under a
 # grey level and costs about a millisecond.
 _GAIN_SAMPLES = 65536
-
-
-def default_delta(bit_depth: int) -> float:
-    """The default worm threshold for a video of ``bit_depth`` bits: 10 grey levels at 8 bits, scaled."""
-    return DEFAULT_DELTA_8BIT * 2.0 ** (bit_depth - 8)
 
 
 def brightness_gain(frame: np.ndarray, background: np.ndarray) -> float:
@@ -84,8 +75,20 @@ def otsu_level(signal: np.ndarray) -> float:
     return max(float(threshold_otsu(signal)), 3.0 * noise)
 
 
-def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """8-connected components of a boolean mask.
+def otsu_threshold(values: np.ndarray, n_bins: int = 256) -> float:
+    """Otsu's threshold of an array of any range (values above it form the bright class).
+
+    :func:`skimage.filters.threshold_otsu` over ``n_bins`` bins of the array's own range, so it behaves the same
+    on 8-bit, 16-bit and log values, moved from the centre to the upper edge of the dark class's last bin (the
+    whole bin falls on the dark side). A constant array returns its value.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    half_bin = (float(values.max()) - float(values.min())) / (2 * n_bins)
+    return float(threshold_otsu(values, nbins=n_bins)) + half_bin
+
+
+def label_stats(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask, with OpenCV's statistics.
 
     Returns
     -------
@@ -93,12 +96,19 @@ def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         Number of labels including the background label 0.
     labels : np.ndarray
         int32 ``(H, W)``, 0 for background.
-    areas : np.ndarray
-        Pixel count per label, ``(n_labels,)``.
+    stats : np.ndarray
+        ``(n_labels, 5)`` int32 rows ``(x, y, width, height, area)`` (``cv2.CC_STAT_*``).
     """
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(
         mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
     )
+    return n_labels, labels, stats
+
+
+def label_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask: ``(n_labels, labels, areas)`` as :func:`label_stats` gives
+    them, with the pixel count of each label, ``(n_labels,)``, in place of the statistics."""
+    n_labels, labels, stats = label_stats(mask)
     return n_labels, labels, stats[:, cv2.CC_STAT_AREA]
 
 
@@ -157,7 +167,7 @@ def segment(
     dark_worms: bool = True,
     method: str = "delta",
     delta: float | None = None,
-    min_area: int = 20,
+    min_area: int = DEFAULT_MIN_AREA,
     bit_depth: int = 8,
     compensate_flicker: bool = True,
     max_area: int | None = None,

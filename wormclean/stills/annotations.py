@@ -18,39 +18,13 @@ import csv
 import os
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 from wormclean.errors import SettingsError
 from wormclean.io.atomic import atomic_output
+from wormclean.segment.regions import Box, Point
 
 BOX_COLUMNS = ["image", "xmin", "ymin", "xmax", "ymax", "score"]
-
-
-@dataclass(frozen=True)
-class Point:
-    """A point annotation: pixel position and class."""
-
-    x: float
-    y: float
-    label: str
-
-
-@dataclass(frozen=True)
-class Box:
-    """A box annotation or detection; ends exclusive. ``score`` is None for ground truth."""
-
-    xmin: float
-    ymin: float
-    xmax: float
-    ymax: float
-    label: str = ""
-    score: float | None = None
-
-    @property
-    def corners(self) -> tuple[float, float, float, float]:
-        """``(xmin, ymin, xmax, ymax)``."""
-        return (self.xmin, self.ymin, self.xmax, self.ymax)
 
 
 def image_key(name: str | os.PathLike) -> str:

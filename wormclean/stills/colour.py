@@ -24,20 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from wormclean.errors import SettingsError
-from wormclean.stills.regions import otsu_threshold
+from wormclean.segment.threshold import otsu_threshold
+from wormclean.settings import COLOUR_MODES
 
-COLOUR_MODES = ("grey", "invert", "rgb")
 # ITU-R BT.601 luma weights, as OpenCV's RGB2GRAY; applied in float so 16-bit data keeps its precision.
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def bit_depth_of(image: np.ndarray) -> int:
-    """8 for ``uint8`` images, 16 for ``uint16``; anything else is refused with a :class:`SettingsError`."""
-    if image.dtype == np.uint8:
-        return 8
-    if image.dtype == np.uint16:
-        return 16
-    raise SettingsError(f"only 8- and 16-bit integer images are supported, got {image.dtype}")
 
 
 def luminance(image: np.ndarray) -> np.ndarray:

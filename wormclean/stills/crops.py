@@ -28,18 +28,21 @@ import cv2
 import numpy as np
 
 from wormclean.errors import SettingsError
-from wormclean.stills.annotations import Box, Point, image_key
-from wormclean.stills.colour import COLOUR_MODES, ColourSpace, bit_depth_of, luminance, objects_are_dark
-from wormclean.stills.images import read_image
-from wormclean.stills.regions import (
+from wormclean.io.images import bit_depth_of, read_image
+from wormclean.segment.regions import (
+    Box,
     Component,
+    Point,
     clip_box,
+    find_components,
     foreground_mask,
-    grow,
     intensity,
-    label_components,
     largest_component,
 )
+from wormclean.segment.threshold import dilate
+from wormclean.settings import CropSettings
+from wormclean.stills.annotations import image_key
+from wormclean.stills.colour import ColourSpace, luminance, objects_are_dark
 from wormclean.stills.store import CropsWriter, check_class_name
 
 log = logging.getLogger(__name__)
@@ -48,73 +51,7 @@ FOCUS_CLASSES = ("blurred", "focused")
 N_POLARITY_SAMPLES = 8
 
 
-@dataclass(frozen=True)
-class CropSettings:
-    """Settings of crop extraction.
 
-    Parameters
-    ----------
-    colour : {"auto", "grey", "invert", "rgb"}
-        Working space. ``auto``: ``rgb`` for colour images, else ``grey`` or ``invert`` by ``dark_objects``.
-    dark_objects : bool or None
-        Objects darker than their background (complement taken for ``rgb``/``auto``); None guesses it
-        from the images (see :func:`~wormclean.stills.colour.objects_are_dark`).
-    log_threshold : bool
-        Otsu on ``log1p`` of the working image rather than on its values.
-    min_area : int
-        Smallest object kept, in pixels.
-    margin : int
-        Pixels of zeroed border around each crop (room for interpolation when it is rotated).
-    background_size : int
-        Side of the square background patches (clipped to the image).
-    backgrounds_per_image : int
-        Background patches cut at random from each image.
-    background_grow : int
-        Foreground is grown by this many pixels before it is cleared from background patches (halos).
-    box_ellipse : bool
-        Boxes mode: cut the foreground of a box to its inscribed ellipse before keeping the largest component.
-    min_visible : float
-        Background patches with less visible background than this fraction are not kept.
-    focus_sigma : float
-        Gaussian sigma (pixels) of the Laplacian of Gaussian in focus mode.
-    focus_quantiles : (float, float)
-        Score quantiles below which components are ``blurred`` and above which ``focused``.
-    seed : int
-        Where background patches are cut.
-    """
-
-    colour: str = "auto"
-    dark_objects: bool | None = None
-    log_threshold: bool = True
-    min_area: int = 20
-    margin: int = 2
-    background_size: int = 256
-    backgrounds_per_image: int = 4
-    background_grow: int = 3
-    box_ellipse: bool = True
-    min_visible: float = 0.1
-    focus_sigma: float = 2.0
-    focus_quantiles: tuple[float, float] = (1 / 3, 2 / 3)
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.colour not in ("auto", *COLOUR_MODES):
-            raise SettingsError(f"--colour must be auto, grey, invert or rgb, got {self.colour!r}")
-        if self.min_area < 1:
-            raise SettingsError(f"--min-area must be at least 1, got {self.min_area}")
-        if self.margin < 0 or self.background_grow < 0:
-            raise SettingsError("margin and background_grow must be 0 or more")
-        if self.background_size < 8:
-            raise SettingsError(f"--background-size must be at least 8, got {self.background_size}")
-        if self.backgrounds_per_image < 0:
-            raise SettingsError(f"--backgrounds-per-image must be 0 or more, got {self.backgrounds_per_image}")
-        if not 0 <= self.min_visible < 1:
-            raise SettingsError(f"min_visible must be in [0, 1), got {self.min_visible}")
-        if self.focus_sigma <= 0:
-            raise SettingsError(f"focus_sigma must be positive, got {self.focus_sigma}")
-        low, high = self.focus_quantiles
-        if not 0 < low <= high < 1:
-            raise SettingsError(f"focus quantiles must satisfy 0 < low <= high < 1, got {self.focus_quantiles}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +122,7 @@ def regions_from_points(
     components dropped (``mixed`` classes, ``unlabelled``).
     """
     foreground = foreground_mask(working, settings.log_threshold)
-    labels, components = label_components(foreground, settings.min_area)
+    labels, components = find_components(foreground, settings.min_area)
     height, width = labels.shape
     classes: dict[int, set[str]] = {}
     for point in points:
@@ -241,7 +178,7 @@ def focus_scores(working: np.ndarray, settings: CropSettings) -> tuple[np.ndarra
     Returns the ``(H, W)`` label image, a list of ``(Component, score)`` and the ``(H, W)`` bool foreground.
     """
     foreground = foreground_mask(working, settings.log_threshold)
-    labels, components = label_components(foreground, settings.min_area)
+    labels, components = find_components(foreground, settings.min_area)
     blurred = cv2.GaussianBlur(intensity(working), (0, 0), settings.focus_sigma)
     response = np.abs(cv2.Laplacian(blurred, cv2.CV_32F))
     scored = []
@@ -268,7 +205,7 @@ def background_windows(
     """
     height, width = objects.shape
     size = min(settings.background_size, height, width)
-    visible = ~grow(objects, settings.background_grow)
+    visible = ~dilate(objects, settings.background_grow)
     windows = []
     for _ in range(settings.backgrounds_per_image):
         row = int(rng.integers(0, height - size + 1))

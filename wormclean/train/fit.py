@@ -32,58 +32,12 @@ from wormclean.io.atomic import atomic_output, check_folder_writable
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import ModelFile, Normalisation, load_model, save_model
 from wormclean.model.unet import UNet, UNetConfig
+from wormclean.settings import TrainSettings
 from wormclean.train.distributed import any_rank, parallel, process_group
 
 log = logging.getLogger(__name__)
 
-REFERENCE_BATCH = 36
-REFERENCE_LEARNING_RATE = 1e-4
 LOG_COLUMNS = ["step", "elapsed_s", "train_loss", "val_loss", "identity_val_loss", "patches_per_s"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Settings of one training run.
-
-    ``width`` and ``depth`` of None take the architecture of ``--init``/``--resume`` or else the paper's
-    (48, 5). ``learning_rate`` of None is 1e-4 at batch 36, scaled linearly with the batch size.
-    """
-
-    steps: int = 10000
-    batch_size: int = 16
-    width: int | None = None
-    depth: int | None = None
-    learning_rate: float | None = None
-    device: str = "auto"
-    workers: int = 0
-    seed: int = 0
-    validate_every: int = 250
-    time_limit_s: float | None = None
-
-    def __post_init__(self):
-        if self.steps < 1:
-            raise SettingsError(f"--steps must be at least 1, got {self.steps}")
-        if self.batch_size < 1:
-            raise SettingsError(f"--batch-size must be at least 1, got {self.batch_size}")
-        for name in ("width", "depth"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise SettingsError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise SettingsError(f"--seed must be 0 or more, got {self.seed}")
-        if self.workers < 0:
-            raise SettingsError(f"--workers must be 0 or more, got {self.workers}")
-        if self.validate_every < 1:
-            raise SettingsError(f"validate_every must be at least 1, got {self.validate_every}")
-        if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise SettingsError(f"the time limit must be positive, got {self.time_limit_s}")
-        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
-            raise SettingsError(f"the learning rate must be positive, got {self.learning_rate}")
-
-    @property
-    def lr(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return REFERENCE_LEARNING_RATE * self.batch_size / REFERENCE_BATCH
 
 
 @dataclass

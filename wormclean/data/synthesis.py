@@ -36,75 +36,7 @@ import cv2
 import numpy as np
 
 from wormclean.errors import SettingsError
-
-MODES = ("keep", "remove")
-
-
-@dataclass(frozen=True)
-class SynthesisSettings:
-    """How synthetic pairs are drawn.
-
-    Parameters
-    ----------
-    patch_size : int
-        Side of the square images, pixels.
-    mode : {"keep", "remove"}
-        Keep the target classes (others and background vary) or remove them (targets vary).
-    max_overlap : float
-        Largest fraction of an object's visible area that other objects may cover, in [0, 1).
-        The paper used 0.5 to 0.9.
-    n_targets, n_others : (int, int)
-        Inclusive range of how many target and other crops are tried per image.
-    max_coverage : float
-        The varying objects (keep: others; remove: targets) stop being added once they cover this fraction of
-        the image, in (0, 1]. Below one half, most draws leave any given pixel free of them, so their median
-        there is the background: this is what lets the L1 loss take them away, whatever the crop sizes.
-    zoom : (float, float)
-        Range of the scale factor applied to crops.
-    intensity_scale : (float, float)
-        Range of the factor on a crop's (background-subtracted) values and on background patches.
-    intensity_offset : (float, float)
-        Range of the value added inside a crop, as a fraction of the full range.
-    placement_tries : int
-        Random positions tried per crop before it is left out.
-    clean_target : bool
-        Train towards the shared layer instead of the second image (see the module docstring).
-    """
-
-    patch_size: int = 256
-    mode: str = "keep"
-    max_overlap: float = 0.7
-    n_targets: tuple[int, int] = (1, 3)
-    n_others: tuple[int, int] = (2, 10)
-    max_coverage: float = 0.4
-    zoom: tuple[float, float] = (0.85, 1.15)
-    intensity_scale: tuple[float, float] = (0.85, 1.15)
-    intensity_offset: tuple[float, float] = (-0.02, 0.02)
-    placement_tries: int = 20
-    clean_target: bool = False
-
-    def __post_init__(self):
-        if self.patch_size < 16:
-            raise SettingsError(f"--patch-size must be at least 16, got {self.patch_size}")
-        if self.mode not in MODES:
-            raise SettingsError(f"mode must be 'keep' or 'remove', got {self.mode!r}")
-        if not 0 <= self.max_overlap < 1:
-            raise SettingsError(f"--max-overlap must be in [0, 1), got {self.max_overlap}")
-        for name in ("n_targets", "n_others"):
-            low, high = getattr(self, name)
-            if not 0 <= low <= high:
-                raise SettingsError(f"{name} must be a range 0 <= low <= high, got {getattr(self, name)}")
-        for name in ("zoom", "intensity_scale"):
-            low, high = getattr(self, name)
-            if not 0 < low <= high:
-                raise SettingsError(f"{name} must be a positive range low <= high, got {getattr(self, name)}")
-        low, high = self.intensity_offset
-        if not -1 <= low <= high <= 1:
-            raise SettingsError(f"intensity_offset must be a range within [-1, 1], got {self.intensity_offset}")
-        if not 0 < self.max_coverage <= 1:
-            raise SettingsError(f"max_coverage must be in (0, 1], got {self.max_coverage}")
-        if self.placement_tries < 1:
-            raise SettingsError(f"placement_tries must be at least 1, got {self.placement_tries}")
+from wormclean.settings import SynthesisSettings
 
 
 @dataclass(frozen=True)

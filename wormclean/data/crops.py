@@ -13,17 +13,12 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from wormclean.data.shards import stream_shard
-from wormclean.data.training_data import TrainingData
+from wormclean.data.synthesis import BackgroundPatch, CropBank, ObjectCrop, synthesize_pair
+from wormclean.data.training_data import TrainingData, fixed_batches, hold_out
 from wormclean.errors import SettingsError
 from wormclean.model.modelfile import Normalisation
+from wormclean.settings import CropFitSettings, SynthesisSettings
 from wormclean.stills.store import CropsCatalogue, read_catalogue
-from wormclean.stills.synthesis import (
-    BackgroundPatch,
-    CropBank,
-    ObjectCrop,
-    SynthesisSettings,
-    synthesize_pair,
-)
 
 log = logging.getLogger(__name__)
 
@@ -114,18 +109,6 @@ class SyntheticPairDataset(IterableDataset):
             yield self.sample(rng)
 
 
-def fixed_batches(
-    dataset: SyntheticPairDataset, n_batches: int, batch_size: int, seed: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``n_batches`` batches ``(batch_size, C, P, P)`` drawn once from a stream of their own."""
-    rng = np.random.default_rng([seed, VALIDATION_STREAM])
-    batches = []
-    for _ in range(n_batches):
-        pairs = [dataset.sample(rng) for _ in range(batch_size)]
-        batches.append((torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])))
-    return batches
-
-
 def split_images(
     catalogue: CropsCatalogue, targets: Sequence[str], fraction: float, seed: int
 ) -> tuple[set[str] | None, set[str] | None]:
@@ -138,9 +121,8 @@ def split_images(
     n_validation = int(round(fraction * len(names)))
     if n_validation == 0 or n_validation >= len(names):
         return None, None
-    order = np.random.default_rng([seed, VALIDATION_STREAM]).permutation(len(names))
-    validation = {names[i] for i in order[:n_validation]}
-    training = set(names) - validation
+    kept, held_out = hold_out(names, n_validation, np.random.default_rng([seed, VALIDATION_STREAM]))
+    training, validation = set(kept), set(held_out)
     with_targets = {entry["image"] for entry in catalogue.index["crops"] if entry["class"] in targets}
     if not (with_targets & validation and with_targets & training):
         return None, None
@@ -150,16 +132,9 @@ def split_images(
 def crop_training_data(
     crops_dir: str | os.PathLike,
     targets: Sequence[str] | None,
-    patch_size: int = 256,
+    settings: CropFitSettings | None = None,
     seed: int = 0,
-    mode: str = "keep",
-    max_overlap: float = 0.7,
-    log_scale: bool = False,
-    validation_fraction: float = 0.1,
-    validation_batches: int = 2,
-    validation_batch_size: int = 8,
-    max_crops_per_class: int | None = 2000,
-    **synthesis_options,
+    **options,
 ) -> TrainingData:
     """Everything the trainer needs to learn a still-image filter from a CROPS_DIR.
 
@@ -169,19 +144,12 @@ def crop_training_data(
         Written by ``wormclean crops``.
     targets : sequence of str
         Classes to keep (``mode="keep"``) or to remove (``mode="remove"``); the other classes are the others.
-    patch_size, mode, max_overlap :
-        See :class:`~wormclean.stills.synthesis.SynthesisSettings`; further settings of it can be passed as
-        keywords (``n_targets=(1, 2)``, ``zoom=...``).
+    settings : CropFitSettings, optional
+        How (:class:`~wormclean.settings.CropFitSettings`); without them, ``options`` are their flat keywords
+        (``patch_size=64``, ``validation_fraction=0.2``, ``n_targets=(1, 2)``: see
+        :meth:`~wormclean.settings.CropFitSettings.from_options`).
     seed : int
         Seeds the pair stream (with the worker id) and the validation split.
-    log_scale : bool
-        Normalise ``log1p`` of the working values (for data spanning decades, e.g. 16-bit fluorescence).
-    validation_fraction : float
-        Fraction of source images whose crops make only the validation pairs.
-    validation_batches, validation_batch_size : int
-        Fixed validation batches drawn once.
-    max_crops_per_class : int or None
-        At most this many crops of each class in memory.
 
     Returns
     -------
@@ -191,6 +159,9 @@ def crop_training_data(
         "stills", ``targets``, ``others``, ``mode``, ``colour``, ``inverted``, ``bit_depth`` and the synthesis
         settings.
     """
+    if settings is not None and options:
+        raise TypeError("give settings or their keywords, not both")
+    settings = settings or CropFitSettings.from_options(**options)
     catalogue = read_catalogue(crops_dir)
     classes = catalogue.classes
     if not targets:
@@ -198,37 +169,39 @@ def crop_training_data(
     unknown = [name for name in targets if name not in classes]
     if unknown:
         raise SettingsError(f"no crops of class {', '.join(unknown)} in {crops_dir}; it holds {', '.join(classes)}")
-    if not 0 <= validation_fraction < 1:
-        raise SettingsError(f"the validation fraction must be in [0, 1), got {validation_fraction}")
-    settings = SynthesisSettings(patch_size=patch_size, mode=mode, max_overlap=max_overlap, **synthesis_options)
+    synthesis = settings.synthesis
     others = [name for name in classes if name not in targets]
     if not others:
         log.warning("every class is a target: pairs will differ only in their backgrounds")
     space = catalogue.colour_space
-    normalisation = Normalisation.for_bit_depth(space.bit_depth, log=log_scale)
+    normalisation = Normalisation.for_bit_depth(space.bit_depth, log=settings.log_scale)
     rng = np.random.default_rng(seed)
-    training_images, validation_images = split_images(catalogue, targets, validation_fraction, seed)
-    bank = load_bank(catalogue, targets, training_images, max_crops_per_class, rng)
-    dataset = SyntheticPairDataset(bank, settings, seed)
+    training_images, validation_images = split_images(catalogue, targets, settings.validation_fraction, seed)
+    bank = load_bank(catalogue, targets, training_images, settings.max_crops_per_class, rng)
+    dataset = SyntheticPairDataset(bank, synthesis, seed)
     if validation_images is None:
         validation_source = dataset
     else:
-        validation_bank = load_bank(catalogue, targets, validation_images, max_crops_per_class, rng)
-        validation_source = SyntheticPairDataset(validation_bank, settings, seed)
-    validation = fixed_batches(validation_source, validation_batches, validation_batch_size, seed)
-    synthesis = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
+        validation_bank = load_bank(catalogue, targets, validation_images, settings.max_crops_per_class, rng)
+        validation_source = SyntheticPairDataset(validation_bank, synthesis, seed)
+    validation_rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    pairs = iter(lambda: validation_source.sample(validation_rng), None)
+    validation = fixed_batches(pairs, settings.validation_batches, settings.validation_batch_size)
+    synthesis_record = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in asdict(synthesis).items()
+    }
     metadata = {
         "kind": "stills",
         "targets": list(targets),
         "others": others,
-        "mode": mode,
+        "mode": synthesis.mode,
         "colour": space.mode,
         "inverted": space.inverted,
         "bit_depth": space.bit_depth,
         "crops_dir": str(Path(crops_dir).resolve()),
         "crop_counts": catalogue.index["counts"],
         "validation_images": sorted(validation_images) if validation_images else [],
-        "synthesis": synthesis,
+        "synthesis": synthesis_record,
     }
     log.info("stills training data: %d target crops, %d other crops, %d backgrounds; %d validation images",
              len(bank.targets), len(bank.others), len(bank.backgrounds), len(validation_images or ()))

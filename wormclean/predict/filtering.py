@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from wormclean.errors import ModelFileError, SettingsError
+from wormclean.io.images import bit_depth_of
 from wormclean.model.modelfile import ModelFile, load_model
-from wormclean.predict.inference import predict_background, prepare_net, resolve_device
-from wormclean.stills.colour import ColourSpace, bit_depth_of
+from wormclean.predict.inference import predict_background
+from wormclean.stills.colour import ColourSpace
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,10 @@ def model_colour_space(model: ModelFile) -> ColourSpace:
 def run_net(model: ModelFile, working: np.ndarray, device: str | torch.device = "auto") -> np.ndarray:
     """The net's output for a working image ``(H, W, C)``: float32 ``(H, W, C)`` in working units.
 
-    Grey images go through the tiled inference of :mod:`wormclean.predict.inference`; colour images through
-    one padded whole-image pass (fine for microscope fields of a few megapixels).
+    Through the tiled inference of :mod:`wormclean.predict.inference`, as video frames: large fields are cut
+    into tiles, and batches shrink when GPU memory runs out.
     """
-    normalisation = model.normalisation
-    if working.shape[2] == 1:
-        return predict_background(model.net, normalisation, working[..., 0], device=device)[..., None]
-    device = resolve_device(device)
-    net = prepare_net(model.net, device)
-    values = torch.from_numpy(np.ascontiguousarray(normalisation.forward(working).transpose(2, 0, 1)))
-    with torch.no_grad():
-        output = net.forward_padded(values[None].to(device))[0].float().cpu().numpy()
-    top = float(2**normalisation.bit_depth - 1)
-    return np.clip(normalisation.inverse(output.transpose(1, 2, 0)), 0, top).astype(np.float32)
+    return predict_background(model.net, model.normalisation, working, device=device)
 
 
 def filter_image(

@@ -1,38 +1,54 @@
-"""Foreground masks and connected components of working images (objects bright): Otsu thresholds, labels, boxes.
+"""Objects in still images (objects bright): points, boxes, Otsu foreground masks and connected components.
 
-Pure numpy/OpenCV functions with no torch, shared by crop extraction and by detection on filtered images.
-Boxes are ``(xmin, ymin, xmax, ymax)`` in pixel coordinates with exclusive ends (a one-pixel component at
-column 3 spans x from 3 to 4).
+Pure numpy/OpenCV functions with no torch, shared by crop extraction and by detection on filtered images; the
+thresholds and the labelling are those of :mod:`wormclean.segment.threshold`. Boxes are
+``(xmin, ymin, xmax, ymax)`` in pixel coordinates with exclusive ends (a one-pixel component at column 3 spans x
+from 3 to 4).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
+from wormclean.segment.threshold import label_stats, otsu_threshold
 
-def otsu_threshold(values: np.ndarray, n_bins: int = 256) -> float:
-    """Otsu's threshold of a float array of any range (values above it form the bright class).
 
-    Histogram-based over the array's own range, so it behaves the same on 8-bit, 16-bit and log values.
-    A constant array returns its value.
-    """
-    values = np.asarray(values, dtype=np.float64).ravel()
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return low
-    counts, edges = np.histogram(values, bins=n_bins, range=(low, high))
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight_low = np.cumsum(counts)
-    weight_high = weight_low[-1] - weight_low
-    sum_low = np.cumsum(counts * centres)
-    mean_low = sum_low / np.maximum(weight_low, 1)
-    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
-    between = weight_low * weight_high * (mean_low - mean_high) ** 2
-    return float(edges[int(np.argmax(between[:-1])) + 1])
+@dataclass(frozen=True)
+class Point:
+    """A point annotation: pixel position and class."""
+
+    x: float
+    y: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box annotation or detection; ends exclusive. ``score`` is None for ground truth."""
+
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    label: str = ""
+    score: float | None = None
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        """``(xmin, ymin, xmax, ymax)``."""
+        return (self.xmin, self.ymin, self.xmax, self.ymax)
+
+
+def box_array(boxes) -> np.ndarray:
+    """Corners of a :class:`Box`, of a sequence of them, or an ``(n, 4)`` array as it is: float64 ``(n, 4)``."""
+    if isinstance(boxes, Box):
+        boxes = [boxes]
+    if isinstance(boxes, np.ndarray):
+        return boxes.reshape(-1, 4)
+    return np.asarray([box.corners for box in boxes], dtype=np.float64).reshape(-1, 4)
 
 
 def intensity(working: np.ndarray) -> np.ndarray:
@@ -82,12 +98,12 @@ class Component:
     area: int
 
 
-def label_components(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, list[Component]]:
+def find_components(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, list[Component]]:
     """8-connected components of an ``(H, W)`` bool mask of at least ``min_area`` pixels.
 
     Returns the ``(H, W)`` int32 label image (0 = none; smaller components are cleared) and the components.
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats = label_stats(mask)
     components = []
     for label in range(1, count):
         x, y, width, height, area = (int(v) for v in stats[label])
@@ -95,24 +111,16 @@ def label_components(mask: np.ndarray, min_area: int = 1) -> tuple[np.ndarray, l
             components.append(Component(label, (x, y, x + width, y + height), area))
         else:
             labels[labels == label] = 0
-    return labels.astype(np.int32), components
+    return labels, components
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of an ``(H, W)`` bool mask, holes filled; all False if empty."""
-    labels, components = label_components(mask)
+    labels, components = find_components(mask)
     if not components:
         return np.zeros(mask.shape, dtype=bool)
     biggest = max(components, key=lambda component: component.area)
     return ndimage.binary_fill_holes(labels == biggest.label)
-
-
-def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Dilate an ``(H, W)`` bool mask by a disc of radius ``pixels`` (0 returns it unchanged)."""
-    if pixels <= 0:
-        return mask
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
 
 
 def clip_box(box: tuple[float, float, float, float], height: int, width: int) -> tuple[int, int, int, int]:

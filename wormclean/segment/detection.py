@@ -1,47 +1,17 @@
 """Objects in a filtered image: Otsu on the net's output, small components dropped, one box per component.
 
-Pure numpy: the input is the working-space output of :func:`wormclean.stills.filtering.filter_image` (objects
+Pure numpy: the input is the working-space output of :func:`wormclean.predict.filtering.filter_image` (objects
 bright over a flat background).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 
-from wormclean.errors import SettingsError
-from wormclean.stills.annotations import Box
-from wormclean.stills.regions import intensity, label_components, otsu_threshold
-
-
-@dataclass(frozen=True)
-class DetectionSettings:
-    """How filtered images become masks and boxes.
-
-    Parameters
-    ----------
-    min_area : int
-        Smallest object, in pixels.
-    min_contrast : float
-        The threshold is at least this far above the output's median (its background), as a fraction of the
-        full range: an output with no object left is not split into noise by Otsu.
-    close_radius : int
-        Morphological closing (disc radius, pixels) joining the pieces of one object before labelling.
-    """
-
-    min_area: int = 100
-    min_contrast: float = 0.05
-    close_radius: int = 0
-
-    def __post_init__(self):
-        if self.min_area < 1:
-            raise SettingsError(f"--min-area must be at least 1, got {self.min_area}")
-        if not 0 <= self.min_contrast < 1:
-            raise SettingsError(f"--min-contrast must be in [0, 1), got {self.min_contrast}")
-        if self.close_radius < 0:
-            raise SettingsError(f"--close-radius must be 0 or more, got {self.close_radius}")
+from wormclean.segment.regions import Box, find_components, intensity
+from wormclean.segment.threshold import otsu_threshold
+from wormclean.settings import DetectionSettings
 
 
 def object_mask(working: np.ndarray, top: float, settings: DetectionSettings) -> np.ndarray:
@@ -53,7 +23,7 @@ def object_mask(working: np.ndarray, top: float, settings: DetectionSettings) ->
         radius = settings.close_radius
         disc = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius
         mask = ndimage.binary_closing(np.pad(mask, radius), structure=disc)[radius:-radius, radius:-radius]
-    labels, _ = label_components(ndimage.binary_fill_holes(mask), settings.min_area)
+    labels, _ = find_components(ndimage.binary_fill_holes(mask), settings.min_area)
     return labels > 0
 
 
@@ -66,7 +36,7 @@ def detect_objects(working: np.ndarray, top: float, settings: DetectionSettings)
     mask = object_mask(working, top, settings)
     values = intensity(working) / top
     background = float(np.median(values))
-    labels, components = label_components(mask, settings.min_area)
+    labels, components = find_components(mask, settings.min_area)
     boxes = []
     for component in components:
         xmin, ymin, xmax, ymax = component.box
