@@ -69,3 +69,22 @@ def test_fine_tuning_with_immobile_worms_keeps_removing_them(trained_video_model
     assert before >= 0.9
     assert results["excluded"] >= 0.9
     assert results["excluded"] >= results["included"]
+
+
+def test_fit_leaves_the_immobile_worms_out_unless_asked_not_to(trained_video_model, still_worms, tmp_path):
+    from click.testing import CliRunner
+
+    from wormclean.cli import cli
+
+    video, _ = still_worms
+    common = ["fit", str(video), "-o", str(tmp_path / "m.pt"), "--init", str(trained_video_model), "--dry-run",
+              "--device", "cpu", "--patch-size", "48"]
+    default = CliRunner().invoke(cli, common)
+    assert default.exit_code == 0, default.output
+    said = [line for line in default.output.splitlines() if line.startswith("leaving the immobile worms out")]
+    assert len(said) == 1 and " in 1 of 1 videos" in said[0]
+    assert int(said[0].split(": ")[1].split()[0]) > 100
+    assert "excluded_pixels" in default.output
+    included = CliRunner().invoke(cli, common + ["--include-immobile"])
+    assert included.exit_code == 0, included.output
+    assert "leaving the immobile" not in included.output and "excluded_pixels" not in included.output

@@ -159,7 +159,12 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
 
         video_settings = VideoFitSettings(lag=lag, patch_size=patch_size, val_fraction=val_fraction,
                                           min_change=min_change, change_fraction=focus_changes)
-        data = video_training_data(inputs, video_settings, seed)
+        data = video_training_data(inputs, video_settings, seed,
+                                   excluded=_immobile_finder(init_path, device) if exclude_immobile else None)
+        if exclude_immobile:
+            left_out = data.metadata["excluded_pixels"]
+            say(f"leaving the immobile worms out of the loss: {sum(left_out.values())} pixels in "
+                f"{sum(1 for n in left_out.values() if n)} of {len(left_out)} videos", quiet)
     if dry_run:
         click.echo(f"settings: {asdict(settings)} (learning rate {settings.lr:g})")
         for key, value in data.metadata.items():

@@ -71,13 +71,14 @@ def video_training_data(
     train_videos, val_videos = split_videos(videos, settings.val_fraction, seed)
     if not val_videos and settings.val_batches:
         log.info("one video only: validation uses other frame pairs of the training video")
+    regions = {path: excluded(path) for path in videos} if excluded is not None else None
     common = dict(
         patch_size=settings.patch_size,
         lag=lag,
         n_key_frames=settings.n_key_frames,
         min_change=settings.min_change,
         change_fraction=settings.change_fraction,
-        excluded={path: excluded(path) for path in videos} if excluded is not None else None,
+        excluded=regions,
     )
     dataset = LaggedPatchDataset(train_videos, seed=seed, **common)
     validation_source = LaggedPatchDataset(val_videos or train_videos, seed=seed + 7919, **common)
@@ -95,4 +96,9 @@ def video_training_data(
         "validation_videos": [str(p) for p in val_videos],
         "patch_size": settings.patch_size,
     }
+    if regions is not None:
+        # Recorded, so that a run (and --dry-run) shows what it left out of the loss.
+        metadata["excluded_pixels"] = {
+            str(path): int(np.count_nonzero(mask)) if mask is not None else 0 for path, mask in regions.items()
+        }
     return TrainingData(dataset=dataset, validation=validation, normalisation=normalisation, metadata=metadata)
