@@ -116,8 +116,8 @@ class WindowBackground:
     background: np.ndarray  # float32 (H, W), raw pixel units
     stats: WormStats
     n_candidates: int = 0  # regions the net removes from the temporal background
-    n_worms: int = 0  # of those, the immobile worms: the net's background is used there
-    worm_regions: np.ndarray | None = None  # bool (H, W), where the net's background is used
+    n_worms: int = 0  # of those, the immobile worms: the plate is filled in there
+    worm_regions: np.ndarray | None = None  # bool (H, W), the immobile worms (grown), where the plate is filled in
 
     def report(self) -> dict:
         """Plain values for the output file."""

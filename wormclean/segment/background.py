@@ -3,10 +3,10 @@
 Wherever a worm has moved on, the video shows its own background exactly: the per-pixel median of frames spread
 over time (:func:`temporal_background`), which keeps every static thing (lawn rims, rings, fibres, text) as it
 is. What that median also keeps is a worm that never moved. The net removes such worms, but it also blurs static
-structure it never saw in training. So the two are fused (:func:`fuse_backgrounds`): the net's background is
-used only in the regions where the temporal background holds something dark (bright, for light worms) that the
-net removes *and* that looks like the worms this very video shows moving (:func:`calibrate_worms`); the temporal
-background everywhere else.
+structure it never saw in training. So the two are fused (:func:`fuse_backgrounds`): the net says where the
+temporal background holds something dark (bright, for light worms) that it removes, the region is kept if it
+looks like the worms this very video shows moving (:func:`calibrate_worms`), and there the plate is filled in
+from around the worm; everywhere else the temporal background is used as it is.
 """
 
 from __future__ import annotations
@@ -389,15 +389,15 @@ class Fusion:
     """A fused background and how it was made."""
 
     background: np.ndarray  # float32 (H, W)
-    regions: np.ndarray  # bool (H, W): where the net's background is used (the immobile worms, grown)
+    regions: np.ndarray  # bool (H, W): the immobile worms the net found, grown, where the plate is filled in
     n_candidates: int  # regions where the net removes something dark that the temporal background holds
-    n_worms: int  # of those, the ones that look like worms: there the net's background is used
+    n_worms: int  # of those, the ones that look like worms (the immobile worms): there the plate is filled in
 
 
 def fuse_backgrounds(
     temporal: np.ndarray, net: np.ndarray, dark_worms: bool, delta: float, stats: WormStats
 ) -> Fusion:
-    """The temporal background, with the net's in the worm-like regions that only the net removes.
+    """The temporal background, filled in from around them in the worm-like regions that only the net removes.
 
     Parameters
     ----------
@@ -437,12 +437,104 @@ def fuse_backgrounds(
     worm_pieces = is_worm_like(pieces, stats) & ~letters
     on_letters = np.isin(features.labels, np.flatnonzero(letters_whole) + 1)
     chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1) & ~on_letters
+    # A worm lying across a fainter structure the net also removes (an old track as wide as a worm) makes one
+    # region too long to be a worm, but the worm is darker than the track: its dark core, grown back by a third
+    # of a worm's width, is looked at on its own. It must be a whole worm, not the darker stretch of a fibre.
+    rejected = candidates & ~on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
+    back = max(1, round(0.3 * stats.width))
+    back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
+    core = cv2.dilate((rejected & (removed > 0.7 * stats.contrast)).astype(np.uint8), back_disc).view(bool)
+    cores = blob_features(core & rejected, removed)
+    worm_cores = (
+        is_worm_like(cores, stats)
+        & ~in_text_rows(cores, stats)
+        & (cores.length >= 0.7 * stats.length)
+        & (cores.area >= 0.5 * stats.area)
+    )
+    chosen |= np.isin(cores.labels, np.flatnonzero(worm_cores) + 1)
+    chosen = _off_long_structure(chosen, temporal, dark_worms, delta, stats, disc)
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     grow = max(1, math.ceil(stats.width / 2))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
     if region.any():
-        lighter = np.maximum if dark_worms else np.minimum
-        fused[region] = lighter(temporal[region], net[region])
+        # Filled in from the plate around each worm (Navier-Stokes inpainting): 0.66 grey levels from the true
+        # background inside the immobile worms of the 2048x2048 tuning plate, where the shipped net's own
+        # background is 2-3.6 away.
+        fused[region] = _fill_in(temporal, region, max(3, grow))[region]
     return Fusion(fused, region, len(features.area), n_worms)
+
+
+def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
+    """``image`` with ``region`` inpainted from around it (Navier-Stokes), the frame edges mirrored first.
+
+    Mirrored, a region at the edge of the frame is filled from the plate on every side of it, not from whatever
+    lies past the edge.
+    """
+    pad = 2 * radius
+    mirrored = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    unknown = cv2.copyMakeBorder(region.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    filled = cv2.inpaint(mirrored, unknown, radius, cv2.INPAINT_NS)
+    return filled[pad:-pad, pad:-pad]
+
+
+def _from_past_the_edge(piece: np.ndarray, dark: np.ndarray, box: tuple[slice, slice], shape) -> bool:
+    """Whether a region at the frame's edge grows darker towards it, as a dish rim or a vignetted corner coming
+    into the frame does (a worm cut by the edge is as dark there as along its body)."""
+    edges = np.zeros(piece.shape, bool)
+    rows, cols = box
+    if rows.start == 0:
+        edges[0] = True
+    if rows.stop == shape[0]:
+        edges[-1] = True
+    if cols.start == 0:
+        edges[:, 0] = True
+    if cols.stop == shape[1]:
+        edges[:, -1] = True
+    on_edge = piece & edges
+    if not on_edge.any():
+        return False
+    return bool(np.percentile(dark[on_edge], 90) > 1.5 * np.median(dark[piece]))
+
+
+def _off_long_structure(
+    chosen: np.ndarray, temporal: np.ndarray, dark_worms: bool, delta: float, stats: WormStats, disc: np.ndarray
+) -> np.ndarray:
+    """``chosen`` less the regions that are a stretch of a longer static structure and no darker than the rest of it,
+    and those that come into the frame from past its edge (:func:`_from_past_the_edge`).
+
+    The net may remove part of a fibre or a line as thick and dark as a worm, and that part can look like a worm.
+    In the temporal background the whole structure shows: where the region's structure (its dark connected
+    surroundings, found as the candidates are but in the temporal background alone) is more than one and a half
+    worms long and half as large again as the region, the region must be clearly darker than the rest of it (a
+    worm lying across an old track is; a stretch of a fibre is not) to stay.
+    """
+    dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
+    structure = apply_hysteresis_threshold(dark, 0.5 * delta, delta) | chosen
+    _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
+                                                               ltype=cv2.CV_32S)
+    n_chosen, pieces, piece_stats, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
+                                                                        ltype=cv2.CV_32S)
+    kept = chosen.copy()
+    for label in range(1, n_chosen):
+        left, top, width, height, area = piece_stats[label].tolist()
+        box = (slice(top, top + height), slice(left, left + width))
+        if _from_past_the_edge(pieces[box] == label, dark[box], box, chosen.shape):
+            kept[box][pieces[box] == label] = False
+            continue
+        host_label = int(np.bincount(hosts[box][pieces[box] == label]).argmax())
+        host_left, host_top, host_width, host_height, host_area = host_stats[host_label].tolist()
+        if host_area <= 1.5 * area:
+            continue
+        host_box = (slice(host_top, host_top + host_height), slice(host_left, host_left + host_width))
+        host = hosts[host_box] == host_label
+        piece = pieces[host_box] == label
+        rest = host & ~cv2.dilate(piece.astype(np.uint8), disc).view(bool)
+        if not rest.any() or blob_features(host, dark[host_box], labelled=False).length[0] <= 1.5 * stats.length:
+            continue
+        if np.median(dark[host_box][piece]) < 1.4 * np.median(dark[host_box][rest]):
+            kept[host_box][piece] = False
+    return kept
+
+
