@@ -29,7 +29,8 @@ from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import load_model
 from wormclean.model.registry import file_sha256, resolve_model
 from wormclean.predict.cleaner import BACKGROUND_MODES, DEFAULT_BGND_INTERVAL, Cleaner
-from wormclean.segment.threshold import THRESHOLD_METHODS, brightness_gain, default_delta, dilate
+from wormclean.segment.blobs import outer_contours
+from wormclean.segment.threshold import THRESHOLD_METHODS, brightness_gain, default_delta, dilate, grown_boxes
 from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,10 @@ class _Writer:
                     self.writer.write_background(*item)
                 else:
                     index, frame, worms = item
-                    self.writer.write(index, frame, worms, dilate(worms, self.dilation))
+                    contours = outer_contours(worms)  # found once, for the dilation, the masking and the blob table
+                    boxes = grown_boxes(contours, self.dilation, worms.shape)
+                    keep = dilate(worms, self.dilation, contours)
+                    self.writer.write(index, frame, worms, keep, contours, boxes)
             except BaseException as error:  # raised again in the caller
                 self.error = error
 
@@ -255,7 +259,7 @@ class _OutputCheck:
             difference = np.abs(frame[::step, ::step] - self._pending[::step, ::step] * gain)
             self.background_error = float(np.median(difference))
             self._pending = None
-        self.frames_with_worms += bool(worms.any())
+        self.frames_with_worms += cv2.hasNonZero(worms.view(np.uint8))  # stops at the first worm pixel
 
     def warn(self, n_frames: int) -> None:
         if self.background_error is not None and self.background_error > 2 * self.delta:
