@@ -245,6 +245,51 @@ def test_writer_grows_and_trims_and_needs_frames_in_order(tmp_path):
         assert file.attrs["n_frames"] == 40
 
 
+def test_writer_keeps_every_row_across_its_blocks(tmp_path):
+    # More frames and blobs than one block of buffered rows (1024): all are written, in order.
+    path = tmp_path / "rows.hdf5"
+    frame = np.full((8, 12), 100, np.uint8)
+    writer = MaskedVideoWriter(path, 8, 12, fps=25.0, bit_depth=8, is_light_background=True,
+                               save_interval=500, bgnd_interval=500, expected_frames=10)  # fmt: skip
+    for index in range(1500):
+        worms = np.zeros((8, 12), bool)
+        worms[1, index % 12] = worms[5:7, 2:4] = True
+        writer.write(index, frame + index % 7, worms, worms)
+    writer.close()
+    with h5py.File(path, "r") as file:
+        np.testing.assert_array_equal(file["mean_intensity"][...], 100 + np.arange(1500) % 7)
+        np.testing.assert_array_equal(file["timestamp/raw"][...], np.arange(1500))
+        np.testing.assert_array_equal(file["video_metadata"]["best_effort_timestamp_time"], np.arange(1500) / 25)
+        blobs = file["worm_blobs"][...]
+        assert len(blobs) == file["worm_blobs"].attrs["NROWS"] == 3000
+        np.testing.assert_array_equal(blobs["frame_number"], np.repeat(np.arange(1500), 2))
+        np.testing.assert_array_equal(blobs["coord_x"][::2], np.arange(1500) % 12)
+
+
+def test_masking_in_boxes_equals_masking_the_whole_frame(tmp_path):
+    from wormclean.segment.blobs import outer_contours
+    from wormclean.segment.threshold import grown_boxes
+
+    rng = np.random.default_rng(12)
+    frames = [rng.integers(0, 256, (60, 70)).astype(np.uint8) for _ in range(6)]  # zeros among them: stored as 1
+    masks = [rng.random((60, 70)) < 0.01 for _ in frames]
+    paths = {boxes: tmp_path / f"boxes_{boxes}.hdf5" for boxes in (False, True)}
+    for boxes, path in paths.items():
+        with MaskedVideoWriter(path, 60, 70, fps=25.0, bit_depth=8, is_light_background=True,
+                               save_interval=1, bgnd_interval=10) as writer:  # fmt: skip
+            for index, (frame, worms) in enumerate(zip(frames, masks)):
+                radius = index % 3  # 0 included: the boxes are the blobs' own
+                contours = outer_contours(worms)
+                keep_boxes = grown_boxes(contours, radius, worms.shape) if boxes else None
+                writer.write(index, frame, worms, dilate(worms, radius, contours), contours, keep_boxes)
+    with h5py.File(paths[False], "r") as whole, h5py.File(paths[True], "r") as boxed:
+        for name in ("mask", "full_data", "worm_mask", "mean_intensity", "worm_blobs"):
+            np.testing.assert_array_equal(whole[name][...], boxed[name][...])
+        expected = [np.float32(cv2.mean(np.maximum(frame, 1))[0]) for frame in frames]
+        np.testing.assert_array_equal(boxed["mean_intensity"][...], expected)
+        assert boxed["mask"][...].any() and (boxed["full_data"][...] >= 1).all()
+
+
 def test_a_write_error_leaves_no_output_and_no_threads(tmp_path, simulated, model_path, monkeypatch):
     import threading
 

@@ -14,6 +14,7 @@ from wormclean.model.unet import UNet, UNetConfig
 from wormclean.predict.cleaner import Cleaner
 from wormclean.segment.metrics import MaskScores, box_iou, boxes_of, match_boxes, pooled_iou, score_masks
 from wormclean.segment.threshold import (
+    blob_areas,
     brightness_gain,
     clean_mask,
     default_delta,
@@ -126,6 +127,39 @@ def test_clean_mask_matches_label_fill_and_area_filter():
         keep = np.bincount(labels.ravel()) >= min_area
         keep[0] = False
         np.testing.assert_array_equal(clean_mask(mask, min_area), keep[labels])
+
+
+def test_segment_in_strips_equals_thresholding_the_whole_signal():
+    # Frames of several strips (and a ragged last one), dark and bright worms, holes and size limits.
+    rng = np.random.default_rng(9)
+    for height, width, dark in ((1100, 128, True), (700, 300, False), (5, 1, True)):
+        background = rng.uniform(60, 200, (height, width)).astype(np.float32)
+        frame = background * rng.uniform(0.95, 1.05) + rng.normal(0, 6, (height, width))
+        frame[rng.random((height, width)) < 0.02] += -40 if dark else 40
+        frame = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+        for delta, limits in ((10.0, dict(min_area=3)), (7.3, dict(min_area=1, max_area=40, max_hole=2))):
+            whole = worm_signal(frame, background, dark_worms=dark) > delta
+            np.testing.assert_array_equal(
+                segment(frame, background, dark_worms=dark, delta=delta, **limits), clean_mask(whole, **limits)
+            )
+
+
+def test_blob_areas_are_picks_areas_of_the_contours():
+    mask = (np.random.default_rng(10).random((80, 90)) < 0.3).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    expected = [cv2.contourArea(contour) + len(contour) / 2 + 1 for contour in contours]
+    np.testing.assert_array_equal(blob_areas(contours), expected)
+    assert blob_areas(()).shape == (0,)
+
+
+def test_brightness_gain_is_the_ratio_of_medians():
+    rng = np.random.default_rng(11)
+    for dtype, top, shape in ((np.uint8, 256, (600, 700)), (np.uint16, 4096, (333, 517)), (np.uint8, 256, (3, 5))):
+        frame = rng.integers(0, top, shape).astype(dtype)
+        background = rng.uniform(1, top, shape).astype(np.float32)
+        step = max(1, int(np.sqrt(frame.size / 65536)))
+        expected = float(np.median(frame[::step, ::step])) / float(np.median(background[::step, ::step]))
+        assert brightness_gain(frame, background) == expected
 
 
 def test_dilate_equals_whole_frame_dilation():

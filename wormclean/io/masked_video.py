@@ -61,7 +61,7 @@ from isal import isal_zlib
 
 from wormclean._version import __version__
 from wormclean.io.video import FrameTimes
-from wormclean.segment.blobs import BLOB_DTYPE, measure_blobs
+from wormclean.segment.blobs import BLOB_DTYPE, mask_pixels, measure_blobs
 
 log = logging.getLogger(__name__)
 
@@ -175,27 +175,19 @@ class MaskedVideoWriter:
             chunks=(1, height, width),
             **_COMPRESSION,
         )
-        self._mean = self._file.create_dataset(
-            "mean_intensity", shape=(expected,), maxshape=(None,), dtype=np.float32, chunks=True
-        )
-        self._raw_time = self._file.create_dataset(
-            "timestamp/raw", shape=(expected,), maxshape=(None,), dtype=np.int64, chunks=True
-        )
-        self._time = self._file.create_dataset(
-            "timestamp/time", shape=(expected,), maxshape=(None,), dtype=np.float64, chunks=True
-        )
+        self._mean = self._frame_rows("mean_intensity", np.float32, expected)
+        self._raw_time = self._frame_rows("timestamp/raw", np.int64, expected)
+        self._time = self._frame_rows("timestamp/time", np.float64, expected)
         self._fps = float(fps) if fps and fps > 0 else float("nan")
         self._frame_times = frame_times or FrameTimes.from_frame_numbers(0, fps)
-        self._video_metadata = _table_dataset(self._file, "video_metadata", VIDEO_METADATA_DTYPE, expected)
-        self._video_metadata.attrs["timestamp_source"] = self._frame_times.source
-        self._video_metadata.attrs["time_base"] = str(self._frame_times.time_base or "unknown")
-        self._blobs = _table_dataset(self._file, "worm_blobs", BLOB_DTYPE, 4 * expected)
+        self._video_metadata = _Rows(_table_dataset(self._file, "video_metadata", VIDEO_METADATA_DTYPE, expected))
+        self._video_metadata.dataset.attrs["timestamp_source"] = self._frame_times.source
+        self._video_metadata.dataset.attrs["time_base"] = str(self._frame_times.time_base or "unknown")
+        self._blobs = _Rows(_table_dataset(self._file, "worm_blobs", BLOB_DTYPE, 4 * expected))
         self.n_blobs = 0
         self._norm_range = self._full_raw = None
         if bit_depth > 8:
-            self._norm_range = self._file.create_dataset(
-                "normalization_range", shape=(expected, 2), maxshape=(None, 2), dtype=np.float32, chunks=True
-            )
+            self._norm_range = self._frame_rows("normalization_range", np.float32, expected, columns=2)
             self._full_raw = self._file.create_dataset(
                 "full_data_raw",
                 shape=self._full.shape,
@@ -205,6 +197,12 @@ class MaskedVideoWriter:
                 **_COMPRESSION,
             )
             self._full_raw.attrs["save_interval"] = self.save_interval
+
+    def _frame_rows(self, name: str, dtype: type, rows: int, columns: int | None = None) -> _Rows:
+        """A growable dataset of one value (or ``columns`` values) per frame, appended to in blocks."""
+        shape = (rows,) if columns is None else (rows, columns)
+        maxshape = (None, *shape[1:])
+        return _Rows(self._file.create_dataset(name, shape=shape, maxshape=maxshape, dtype=dtype, chunks=True))
 
     def _image_dataset(self, name: str, rows: int, units: dict) -> h5py.Dataset:
         dataset = self._file.create_dataset(
@@ -231,7 +229,15 @@ class MaskedVideoWriter:
         scaled = (image.astype(np.float32) - low) * np.float32(255.0 / max(high - low, 1.0))
         return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
-    def write(self, index: int, frame: np.ndarray, worm_mask: np.ndarray, keep: np.ndarray) -> None:
+    def write(
+        self,
+        index: int,
+        frame: np.ndarray,
+        worm_mask: np.ndarray,
+        keep: np.ndarray,
+        contours: tuple[np.ndarray, ...] | None = None,
+        keep_boxes: list[tuple[slice, slice]] | None = None,
+    ) -> None:
         """Append frame ``index`` (frames must come in order 0, 1, 2, ...).
 
         Parameters
@@ -242,28 +248,31 @@ class MaskedVideoWriter:
             bool ``(H, W)``, the worm pixels.
         keep : np.ndarray
             bool ``(H, W)``, the pixels kept in ``/mask`` (the dilated worm regions).
+        contours : tuple of np.ndarray, optional
+            The :func:`~wormclean.segment.blobs.outer_contours` of ``worm_mask``, when they are known already.
+        keep_boxes : list of (slice, slice), optional
+            Regions (rows, columns) that hold every pixel of ``keep``, when they are known
+            (:func:`~wormclean.segment.threshold.grown_boxes`): only they are masked, not the whole frame.
         """
         if index != self.n_frames:
             raise ValueError(f"frames must be written in order: expected {self.n_frames}, got {index}")
-        # Tierpsy reserves 0 for "no data": kept pixels are at least 1.
-        stored = cv2.max(self.to_8bit(frame), 1)
-        _put_image(self._mask, index, cv2.bitwise_and(stored, stored, mask=keep.astype(np.uint8)))
-        _put_image(self._worm_mask, index, worm_mask.astype(np.uint8))
-        _put(self._mean, index, np.float32(cv2.mean(stored)[0]))
+        image = self.to_8bit(frame)
+        _put_image(self._mask, index, _masked(image, keep, keep_boxes))
+        _put_image(self._worm_mask, index, mask_pixels(worm_mask))
+        self._mean.append(_stored_mean(image))
         pts, seconds = self._frame_time(index)
-        _put(self._raw_time, index, pts)  # in frames once all are known: see close()
-        _put(self._time, index, seconds)
-        _put(self._video_metadata, index, np.array((pts, seconds), dtype=VIDEO_METADATA_DTYPE))
-        blobs = measure_blobs(worm_mask, index)
-        if len(blobs):
-            _put(self._blobs, slice(self.n_blobs, self.n_blobs + len(blobs)), blobs)
-            self.n_blobs += len(blobs)
+        self._raw_time.append(pts)  # in frames once all are known: see close()
+        self._time.append(seconds)
+        self._video_metadata.append((pts, seconds))
+        blobs = measure_blobs(worm_mask, index, contours)
+        self._blobs.append(blobs)
+        self.n_blobs += len(blobs)
         if index % self.save_interval == 0:
-            _put_image(self._full, index // self.save_interval, stored)
+            _put_image(self._full, index // self.save_interval, _stored(image))
             if self._full_raw is not None:
                 _put_image(self._full_raw, index // self.save_interval, frame)
         if self._norm_range is not None:
-            _put(self._norm_range, index, np.asarray(self._range, dtype=np.float32))
+            self._norm_range.append(self._range)
         if self._pending_background is not None:
             self._put_background(*self._pending_background)
             self._pending_background = None
@@ -306,25 +315,31 @@ class MaskedVideoWriter:
             self._put_background(*self._pending_background)
             self._pending_background = None
         try:
+            rows = [self._mean, self._raw_time, self._time, self._video_metadata, self._blobs, self._norm_range]
+            for buffered in rows:
+                if buffered is not None:
+                    buffered.flush()
             n_full = -(-self.n_frames // self.save_interval)
             sizes = {
                 self._mask: self.n_frames,
                 self._worm_mask: self.n_frames,
-                self._mean: self.n_frames,
-                self._raw_time: self.n_frames,
-                self._time: self.n_frames,
-                self._video_metadata: self.n_frames,
-                self._blobs: self.n_blobs,
+                self._mean.dataset: self.n_frames,
+                self._raw_time.dataset: self.n_frames,
+                self._time.dataset: self.n_frames,
+                self._video_metadata.dataset: self.n_frames,
+                self._blobs.dataset: self.n_blobs,
                 self._full: n_full,
                 self._bgnd: self.n_backgrounds,
-                self._norm_range: self.n_frames,
                 self._full_raw: n_full,
             }
+            if self._norm_range is not None:
+                sizes[self._norm_range.dataset] = self.n_frames
             for dataset, size in sizes.items():
                 if dataset is not None and dataset.shape[0] != size:
                     dataset.resize(size, axis=0)
-            self._raw_time[...] = timestamps_in_frames(self._raw_time[...])
-            for table in (self._video_metadata, self._blobs):
+            raw_time = self._raw_time.dataset
+            raw_time[...] = timestamps_in_frames(raw_time[...])
+            for table in (self._video_metadata.dataset, self._blobs.dataset):
                 table.attrs["NROWS"] = np.int64(table.shape[0])
             provenance = self._file.create_dataset(
                 f"provenance_tracking/{PROVENANCE_STEP}", data=np.bytes_(json.dumps(self._provenance).encode())
@@ -402,6 +417,57 @@ def _table_dataset(file: h5py.File, name: str, dtype: np.dtype, rows: int) -> h5
 def _pytables_attributes(kind: str, **attributes: str) -> dict[str, np.bytes_]:
     """The attributes (fixed-length strings) by which PyTables recognises a node of class ``kind``."""
     return {key: np.bytes_(value) for key, value in {"CLASS": kind, "TITLE": "", **attributes}.items()}
+
+
+class _Rows:
+    """Rows appended to a growable dataset, written a block of ``block_rows`` at a time: h5py's overhead on a
+    write of one frame's few bytes costs more than the data (a fifth of a millisecond each). Memory stays at one
+    block; :meth:`flush` writes what is held."""
+
+    def __init__(self, dataset: h5py.Dataset, block_rows: int = 1024):
+        self.dataset = dataset
+        self._block = np.zeros((block_rows, *dataset.shape[1:]), dtype=dataset.dtype)
+        self._start = 0  # dataset row of the block's first row
+        self._held = 0
+
+    def append(self, rows) -> None:
+        """Append one row (a value or a tuple of a compound row's fields), or an array of rows."""
+        rows = np.asarray(rows, dtype=self.dataset.dtype).reshape(-1, *self.dataset.shape[1:])
+        while len(rows):
+            taken = rows[: len(self._block) - self._held]
+            self._block[self._held : self._held + len(taken)] = taken
+            self._held += len(taken)
+            rows = rows[len(taken) :]
+            if self._held == len(self._block):
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the rows held."""
+        if self._held:
+            _put(self.dataset, slice(self._start, self._start + self._held), self._block[: self._held])
+            self._start += self._held
+            self._held = 0
+
+
+def _stored(image: np.ndarray) -> np.ndarray:
+    """An 8-bit image as stored: Tierpsy reserves 0 for "no data", so every stored pixel is at least 1."""
+    return np.maximum(image, 1)  # not cv2.max, which takes a 1x1 image for a scalar
+
+
+def _stored_mean(image: np.ndarray) -> float:
+    """The mean of ``_stored(image)``, from the image's sum and its count of zeros (each stored as 1) without
+    making the stored image: the same value as ``cv2.mean`` of it."""
+    return (cv2.sumElems(image)[0] + image.size - cv2.countNonZero(image)) * (1.0 / image.size)
+
+
+def _masked(image: np.ndarray, keep: np.ndarray, boxes: list[tuple[slice, slice]] | None) -> np.ndarray:
+    """``_stored(image)`` where ``keep`` is set, 0 elsewhere; only the ``boxes`` (rows, columns) are looked at
+    when given (they hold every pixel of ``keep``), else the whole image."""
+    masked = np.zeros_like(image)
+    for box in [(slice(None), slice(None))] if boxes is None else boxes:
+        stored = _stored(image[box])
+        cv2.bitwise_and(stored, stored, mask=mask_pixels(keep[box]), dst=masked[box])
+    return masked
 
 
 def _put(dataset: h5py.Dataset, row: int | slice, value) -> None:

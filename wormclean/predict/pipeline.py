@@ -26,7 +26,8 @@ from wormclean.io.images import check_image_name, encode_image
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.registry import file_sha256
 from wormclean.predict.cleaner import Cleaner
-from wormclean.segment.threshold import brightness_gain, dilate
+from wormclean.segment.blobs import outer_contours
+from wormclean.segment.threshold import brightness_gain, dilate, grown_boxes
 from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings
 from wormclean.threads import Consumer
 
@@ -101,7 +102,9 @@ class _Writer:
             self.writer.write_background(*item)
         else:
             index, frame, worms = item
-            self.writer.write(index, frame, worms, dilate(worms, self.dilation))
+            contours = outer_contours(worms)  # found once, for the dilation, the masking and the blob table
+            boxes = grown_boxes(contours, self.dilation, worms.shape)
+            self.writer.write(index, frame, worms, dilate(worms, self.dilation, contours), contours, boxes)
 
     def frame(self, index: int, frame: np.ndarray, worms: np.ndarray) -> None:
         self.thread.put((index, frame, worms))
@@ -146,7 +149,7 @@ class _OutputCheck:
             difference = np.abs(frame[::step, ::step] - self._pending[::step, ::step] * gain)
             self.background_error = float(np.median(difference))
             self._pending = None
-        self.frames_with_worms += bool(worms.any())
+        self.frames_with_worms += cv2.hasNonZero(worms.view(np.uint8))  # stops at the first worm pixel
 
     def warn(self, n_frames: int) -> None:
         if self.background_error is not None and self.background_error > 2 * self.delta:

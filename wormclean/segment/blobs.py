@@ -30,7 +30,22 @@ pixel's centre); ``area``, its pixel count (holes included); the bounding box, i
 length; shorter than the body for a coiled worm)."""
 
 
-def measure_blobs(worm_mask: np.ndarray, frame_number: int = 0) -> np.ndarray:
+def mask_pixels(mask: np.ndarray) -> np.ndarray:
+    """A bool or uint8 ``(H, W)`` mask as the uint8 image OpenCV takes: a view of a bool mask, not a copy."""
+    pixels = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8, copy=False)
+    return np.ascontiguousarray(pixels)
+
+
+def outer_contours(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The outer contour of each 8-connected blob of a bool or uint8 ``(H, W)`` mask, every boundary pixel
+    (``cv2.RETR_EXTERNAL``, ``cv2.CHAIN_APPROX_NONE``): ``(n_points, 1, 2)`` int32 (x, y) each."""
+    contours, _ = cv2.findContours(mask_pixels(mask), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return contours
+
+
+def measure_blobs(
+    worm_mask: np.ndarray, frame_number: int = 0, contours: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
     """The blobs of a binary worm mask, as rows of :data:`BLOB_DTYPE`.
 
     Parameters
@@ -39,30 +54,37 @@ def measure_blobs(worm_mask: np.ndarray, frame_number: int = 0) -> np.ndarray:
         bool or uint8 ``(H, W)``, nonzero on worm pixels.
     frame_number : int
         Written into every row.
+    contours : tuple of np.ndarray, optional
+        :func:`outer_contours` of ``worm_mask``, when they are known already.
 
     Returns
     -------
     np.ndarray
         ``(n_blobs,)`` structured array, blobs in the order of their topmost pixel (then leftmost).
     """
-    contours, _ = cv2.findContours(
-        np.ascontiguousarray(worm_mask, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
+    if contours is None:
+        contours = outer_contours(worm_mask)
     rows = np.zeros(len(contours), dtype=BLOB_DTYPE)
-    boxes = [cv2.boundingRect(contour) for contour in contours]
-    order = sorted(range(len(contours)), key=lambda i: (boxes[i][1], contours[i][0, 0, 0]))
-    for row, index in zip(rows, order):
+    if not contours:
+        return rows
+    boxes = np.array([cv2.boundingRect(contour) for contour in contours], dtype=np.int64)
+    starts = np.array([contour[0, 0, 0] for contour in contours], dtype=np.int64)
+    order = np.lexsort((starts, boxes[:, 1]))  # stable: ties keep the contours' order
+    boxes = boxes[order]
+    measures = np.zeros((len(order), 4))  # m00, m10, m01, length
+    for measure, index, (x, y, width, height) in zip(measures, order, boxes):
         contour = contours[index]
-        x, y, width, height = boxes[index]
         filled = np.zeros((height, width), dtype=np.uint8)
         cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED, offset=(-x, -y))
         moments = cv2.moments(filled, binaryImage=True)
-        row["coord_x"] = x + moments["m10"] / moments["m00"]
-        row["coord_y"] = y + moments["m01"] / moments["m00"]
-        row["area"] = moments["m00"]
-        row["bounding_box_xmin"], row["bounding_box_xmax"] = x, x + width - 1
-        row["bounding_box_ymin"], row["bounding_box_ymax"] = y, y + height - 1
-        row["length"] = max(cv2.minAreaRect(contour)[1])
+        measure[:] = moments["m00"], moments["m10"], moments["m01"], max(cv2.minAreaRect(contour)[1])
+    x, y, width, height = boxes.T
+    rows["coord_x"] = x + measures[:, 1] / measures[:, 0]
+    rows["coord_y"] = y + measures[:, 2] / measures[:, 0]
+    rows["area"] = measures[:, 0]
+    rows["bounding_box_xmin"], rows["bounding_box_xmax"] = x, x + width - 1
+    rows["bounding_box_ymin"], rows["bounding_box_ymax"] = y, y + height - 1
+    rows["length"] = measures[:, 3]
     rows["frame_number"] = frame_number
     rows["label"] = np.arange(1, len(rows) + 1)
     return rows
