@@ -269,7 +269,8 @@ def test_a_full_disk_in_a_batch_in_a_real_process_is_no_crash(inputs, tmp_path):
     [
         "preview {video} -o {out}/p.png --model {model}",
         "simulate {out}/s.mp4 --size 32 --frames 4",
-        "fit {videos} -o {out}/f.pt --steps 2 --validate-every 1 --width 4 --depth 2 --patch-size 32 --lag 2",
+        "fit {videos} -o {out}/f.pt --steps 2 --validate-every 1 --width 4 --depth 2 --patch-size 32 --lag 2 "
+        "--include-immobile",
         "filter {images} -o {out}/f --model {stills_model}",
         "crops {images} --points {points} -o {out}/c --background-size 16",
     ],

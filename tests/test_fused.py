@@ -230,6 +230,18 @@ def test_a_stretch_of_a_long_fibre_the_net_removes_is_no_worm():
     assert np.all(fusion.background[40:44, 20:120] == 150.0)
 
 
+def test_a_worm_touching_a_line_as_dark_as_itself_by_its_tail_is_found_and_the_line_stays():
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[58:62, :] = 150.0  # a marker line across the field, as dark and thick as a worm
+    worm = np.zeros(temporal.shape, np.uint8)
+    cv2.polylines(worm, [np.array([[80, 61], [86, 70], [78, 80], [86, 90]], np.int32)], False, 1, thickness=4)
+    temporal[worm > 0] = 150.0  # an immobile worm, curved, its tail on the line
+    net = np.full_like(temporal, 200.0)  # the net removes both
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and fusion.regions[66:90][worm[66:90] > 0].all()
+    assert np.all(fusion.background[58:62, :65] == 150.0) and np.all(fusion.background[58:62, 100:] == 150.0)
+
+
 def test_a_worm_cut_by_the_frame_edge_stays_and_a_rim_coming_in_from_past_it_does_not():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[30:34, 0:30] = 150.0  # an immobile worm, cut by the left edge

@@ -163,8 +163,11 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
                                    excluded=_immobile_finder(init_path, device) if exclude_immobile else None)
         if exclude_immobile:
             left_out = data.metadata["excluded_pixels"]
-            say(f"leaving the immobile worms out of the loss: {sum(left_out.values())} pixels in "
-                f"{sum(1 for n in left_out.values() if n)} of {len(left_out)} videos", quiet)
+            unknown = sum(1 for n in left_out.values() if n is None)
+            say(f"leaving the immobile worms out of the loss: {sum(n or 0 for n in left_out.values())} pixels in "
+                f"{sum(1 for n in left_out.values() if n)} of {len(left_out)} videos"
+                + (f"; in {unknown} they cannot be found (too few frames, or worms that barely move), "
+                   "so whole frames are trained on (wormclean -v fit says why)" if unknown else ""), quiet)
     if dry_run:
         click.echo(f"settings: {asdict(settings)} (learning rate {settings.lr:g})")
         for key, value in data.metadata.items():

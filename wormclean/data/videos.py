@@ -97,8 +97,8 @@ def video_training_data(
         "patch_size": settings.patch_size,
     }
     if regions is not None:
-        # Recorded, so that a run (and --dry-run) shows what it left out of the loss.
+        # Recorded, so that a run (and --dry-run) shows what it left out of the loss (None: nothing could be found).
         metadata["excluded_pixels"] = {
-            str(path): int(np.count_nonzero(mask)) if mask is not None else 0 for path, mask in regions.items()
+            str(path): int(np.count_nonzero(mask)) if mask is not None else None for path, mask in regions.items()
         }
     return TrainingData(dataset=dataset, validation=validation, normalisation=normalisation, metadata=metadata)

@@ -299,7 +299,8 @@ class WindowSchedule:
 
 def immobile_worm_regions(cleaner, path) -> np.ndarray | None:
     """Where a video's immobile worms are: the regions a fused background takes from the net, made over the whole
-    video as one window. bool ``(H, W)``, or None where the video has no temporal background (then a warning).
+    video as one window. bool ``(H, W)``, or None where the video has no temporal background (logged; ``fit`` says
+    how many videos that was).
 
     Training leaves these out of the loss (:class:`~wormclean.data.patches.LaggedPatchDataset`): a pair of frames
     shows an immobile worm in both, and a net that learns the pair learns to keep it.
@@ -310,6 +311,6 @@ def immobile_worm_regions(cleaner, path) -> np.ndarray | None:
                 raise TemporalUnavailable(f"the video has only {reader.n_frames} frames")
             made = WindowSchedule(cleaner, reader, reader.n_frames).backgrounds_at([0])[0]
         except TemporalUnavailable as reason:
-            log.warning("%s: immobile worms cannot be found (%s); the whole frame is trained on", path, reason)
+            log.info("%s: immobile worms cannot be found (%s); the whole frame is trained on", path, reason)
             return None
     return made.worm_regions

@@ -453,6 +453,21 @@ def fuse_backgrounds(
     )
     chosen |= np.isin(cores.labels, np.flatnonzero(worm_cores) + 1)
     chosen = _off_long_structure(chosen, temporal, dark_worms, delta, stats, disc)
+    # A worm touching a ring or a line as dark and thick as itself, by its head or its tail, is a limb of the
+    # region's centreline: cut off at the junction, it is looked at on its own (it need not be darker than what
+    # it touches, but it must be as dark as a worm, curved, and whole).
+    # (A region with letters on it is not left out: only the letters are.)
+    merged = candidates & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
+    limbs = blob_features(_limbs(merged, stats), removed)
+    worm_limbs = (
+        is_worm_like(limbs, stats)
+        & ~in_text_rows(limbs, stats)
+        & (limbs.length >= 0.7 * stats.length)
+        & (limbs.area >= 0.5 * stats.area)
+        & (limbs.straightness < 0.9)
+        & (limbs.contrast >= 0.75 * stats.contrast)
+    )
+    chosen |= np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     grow = max(1, math.ceil(stats.width / 2))
@@ -477,6 +492,43 @@ def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
     unknown = cv2.copyMakeBorder(region.astype(np.uint8), pad, pad, pad, pad, cv2.BORDER_REFLECT)
     filled = cv2.inpaint(mirrored, unknown, radius, cv2.INPAINT_NS)
     return filled[pad:-pad, pad:-pad]
+
+
+def _limbs(mask: np.ndarray, stats: WormStats) -> np.ndarray:
+    """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: bool
+    ``(H, W)``.
+
+    A limb is a stretch of a region's centreline from a free end to the first junction, of about a worm's length
+    (0.6 to 1.5 worms); its body is the part of the region nearer to it than to the rest of the centreline.
+    """
+    n_labels, labels, blob_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8,
+                                                                       ltype=cv2.CV_32S)
+    large = blob_stats[:, cv2.CC_STAT_AREA] >= 1.5 * stats.area
+    large[0] = True
+    bodies = ~large[labels]
+    for label in np.flatnonzero(large).tolist():
+        if label == 0:
+            continue
+        left, top, width, height = blob_stats[label, :4].tolist()
+        box = (slice(top, top + height), slice(left, left + width))
+        blob = np.pad(labels[box] == label, 1)
+        skeleton = skeletonize(blob).astype(np.uint8)
+        neighbours = cv2.filter2D(skeleton, -1, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT) * skeleton
+        junctions = neighbours >= 3
+        if not junctions.any():
+            continue
+        cut = skeleton & ~cv2.dilate(junctions.astype(np.uint8), np.ones((3, 3), np.uint8))
+        _, stretches = cv2.connectedComponents(cut, connectivity=8, ltype=cv2.CV_32S)
+        for stretch in np.unique(stretches[neighbours == 1]).tolist():
+            if stretch == 0:
+                continue
+            limb = stretches == stretch
+            if not 0.6 * stats.length <= _skeleton_length(limb) <= 1.5 * stats.length:
+                continue
+            to_limb = cv2.distanceTransform((~limb).astype(np.uint8), cv2.DIST_L2, 3)
+            to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
+            bodies[box] |= (blob & (to_limb < to_rest))[1:-1, 1:-1]
+    return bodies
 
 
 def _from_past_the_edge(piece: np.ndarray, dark: np.ndarray, box: tuple[slice, slice], shape) -> bool:
