@@ -16,6 +16,7 @@ from wormclean.segment.background import (
     blob_features,
     calibrate_worms,
     fuse_backgrounds,
+    hysteresis,
     is_worm_like,
     kth_smallest,
     temporal_background,
@@ -73,6 +74,15 @@ def test_kth_smallest_ranks_every_pixel_as_a_sort_does(dtype, n_frames):
         np.testing.assert_array_equal(result, ranked[k])
     with pytest.raises(ValueError):
         kth_smallest(frames, len(frames))
+
+
+def test_hysteresis_is_skimages():
+    from skimage.filters import apply_hysteresis_threshold
+
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        image = cv2.GaussianBlur(rng.normal(0, 18, (300, 400)).astype(np.float32), (0, 0), 2)
+        np.testing.assert_array_equal(hysteresis(image, 5, 10), apply_hysteresis_threshold(image, 5, 10))
 
 
 def test_worm_like_regions_are_worms_and_rings_lines_and_letters_are_not():

@@ -19,7 +19,6 @@ import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from skimage.filters import apply_hysteresis_threshold
 from skimage.morphology import skeletonize
 
 from wormclean.segment.threshold import brightness_gain, label_components, worm_signal
@@ -124,6 +123,16 @@ def temporal_background(frames: Sequence[np.ndarray]) -> np.ndarray:
     return background
 
 
+def hysteresis(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Pixels over ``low`` 4-connected to a pixel over ``high``: bool, as ``skimage.filters.apply_hysteresis_threshold``
+    gives, with OpenCV's labelling (a tenth of the time at 2048x2048)."""
+    n_labels, labels = cv2.connectedComponents((image > low).astype(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    strong = np.zeros(n_labels, bool)
+    strong[labels[image > high]] = True
+    strong[0] = False
+    return strong[labels]
+
+
 def kth_smallest(frames: Sequence[np.ndarray], k: int) -> np.ndarray:
     """Per pixel, the ``k``-th smallest (from 0) of ``frames``, unsigned-integer images of one shape and type.
 
@@ -151,7 +160,8 @@ def changed_fraction(frame: np.ndarray, background: np.ndarray, delta: float) ->
     """Fraction of pixels where ``frame`` differs from ``background`` (flicker-compensated) by more than ``delta``
     in either direction."""
     gain = brightness_gain(frame, background)
-    difference = cv2.absdiff(frame.astype(np.float32), background * np.float32(gain))
+    # Every other pixel of every other row: the fraction to well under a percent, at a quarter of the work.
+    difference = cv2.absdiff(frame[::2, ::2].astype(np.float32), background[::2, ::2] * np.float32(gain))
     return float(np.count_nonzero(difference > delta)) / difference.size
 
 
@@ -419,7 +429,7 @@ def fuse_backgrounds(
     broad = max(2, math.ceil(1.5 * stats.width))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * broad + 1, 2 * broad + 1))
     removed = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
-    candidates = apply_hysteresis_threshold(removed, 0.5 * delta, delta)
+    candidates = hysteresis(removed, 0.5 * delta, delta)
     # A worm touching a fibre or a track joins it into one region too long to be a worm: opened with a disc
     # thinner than a worm, the thin structure comes off and the pieces are looked at again. Letters touching a
     # line come apart the same way, so rows of letters are looked for among the opened pieces too.
@@ -563,7 +573,7 @@ def _off_long_structure(
     worm lying across an old track is; a stretch of a fibre is not) to stay.
     """
     dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
-    structure = apply_hysteresis_threshold(dark, 0.5 * delta, delta) | chosen
+    structure = hysteresis(dark, 0.5 * delta, delta) | chosen
     _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
                                                                ltype=cv2.CV_32S)
     n_chosen, pieces, piece_stats, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
