@@ -95,7 +95,7 @@ class VideoKeyFrames:
 
 def load_key_frames(
     path: Path,
-    lag: FrameSpan | None,
+    lag: FrameSpan | int | None,
     n_key_frames: int,
     rng: np.random.Generator,
     min_change: float = 0.0,
@@ -108,7 +108,8 @@ def load_key_frames(
     it changed most, for patches centred on moving worms.
     """
     with open_video(path) as reader:
-        lag_frames = resolve_lag(lag, reader.n_frames, reader.fps)
+        # An int is the lag already resolved for this video (by video_training_data): it is not resolved again.
+        lag_frames = lag if isinstance(lag, int) else resolve_lag(lag, reader.n_frames, reader.fps)
         times = key_frame_times(reader.n_frames, lag_frames, n_key_frames, rng)
         decoded = dict(reader.read(times.tolist()))
     times = np.array([t for t in times if t in decoded])

@@ -57,7 +57,8 @@ class LaggedPatchDataset(IterableDataset):
     Parameters
     ----------
     videos : paths of videos (anything :func:`wormclean.io.open_video` reads)
-    lag : lag as frames or seconds; None for the automatic lag (see :func:`~wormclean.data.pairs.resolve_lag`)
+    lag : lag as frames or seconds; None for the automatic lag (see :func:`~wormclean.data.pairs.resolve_lag`);
+        or, per video, the lag in frames already resolved
     change_fraction : fraction of patches centred on where the pair changed most (moving worms)
     min_change : pairs whose smoothed change stays below this many grey levels are dropped
     excluded : per video, bool ``(H, W)`` regions left out of the loss (the immobile worms, which both frames
@@ -68,7 +69,7 @@ class LaggedPatchDataset(IterableDataset):
         self,
         videos: Sequence[Path],
         patch_size: int = 256,
-        lag: FrameSpan | None = None,
+        lag: FrameSpan | Mapping[Path, int] | None = None,
         seed: int = 0,
         n_key_frames: int = 8,
         videos_in_memory: int = 4,
@@ -99,7 +100,7 @@ class LaggedPatchDataset(IterableDataset):
         try:
             video = load_key_frames(
                 path,
-                self.lag,
+                self.lag[path] if isinstance(self.lag, Mapping) else self.lag,
                 self.n_key_frames,
                 rng,
                 min_change=self.min_change,

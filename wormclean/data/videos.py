@@ -53,7 +53,7 @@ def video_training_data(
     lag = settings.lag_span
     videos = find_videos(inputs)
     bit_depths: dict[int, Path] = {}
-    lags: list[int] = []
+    lags: dict[Path, int] = {}
     for path in videos:
         with open_video(path) as reader:
             lag_frames = resolve_lag(lag, reader.n_frames, reader.fps)
@@ -63,7 +63,7 @@ def video_training_data(
                     "use a shorter --lag"
                 )
             bit_depths.setdefault(reader.bit_depth, path)
-            lags.append(lag_frames)
+            lags[path] = lag_frames
     if len(bit_depths) > 1:
         examples = ", ".join(f"{path.name} is {bits}-bit" for bits, path in sorted(bit_depths.items()))
         raise SettingsError(f"videos of different bit depths cannot train one model ({examples})")
@@ -74,7 +74,7 @@ def video_training_data(
     regions = {path: excluded(path) for path in videos} if excluded is not None else None
     common = dict(
         patch_size=settings.patch_size,
-        lag=lag,
+        lag=lags,  # resolved once per video, here
         n_key_frames=settings.n_key_frames,
         min_change=settings.min_change,
         change_fraction=settings.change_fraction,
@@ -90,7 +90,7 @@ def video_training_data(
     metadata = {
         "kind": "video",
         "lag": str(lag) if lag is not None else "auto",
-        "lag_frames": int(np.median(lags)),
+        "lag_frames": int(np.median(list(lags.values()))),
         "bit_depth": bit_depth,
         "training_videos": [str(p) for p in train_videos],
         "validation_videos": [str(p) for p in val_videos],
