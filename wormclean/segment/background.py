@@ -579,6 +579,7 @@ def _off_long_structure(
     n_chosen, pieces, piece_stats, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
                                                                         ltype=cv2.CV_32S)
     kept = chosen.copy()
+    host_lengths: dict[int, float] = {}
     for label in range(1, n_chosen):
         left, top, width, height, area = piece_stats[label].tolist()
         box = (slice(top, top + height), slice(left, left + width))
@@ -593,7 +594,9 @@ def _off_long_structure(
         host = hosts[host_box] == host_label
         piece = pieces[host_box] == label
         rest = host & ~cv2.dilate(piece.astype(np.uint8), disc).view(bool)
-        if not rest.any() or blob_features(host, dark[host_box], labelled=False).length[0] <= 1.5 * stats.length:
+        if host_label not in host_lengths:  # measured once per host, however many pieces lie on it
+            host_lengths[host_label] = blob_features(host, dark[host_box], labelled=False).length[0]
+        if not rest.any() or host_lengths[host_label] <= 1.5 * stats.length:
             continue
         if np.median(dark[host_box][piece]) < 1.4 * np.median(dark[host_box][rest]):
             kept[host_box][piece] = False
