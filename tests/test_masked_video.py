@@ -273,7 +273,7 @@ def test_masking_in_boxes_equals_masking_the_whole_frame(tmp_path):
     rng = np.random.default_rng(12)
     frames = [rng.integers(0, 256, (60, 70)).astype(np.uint8) for _ in range(6)]  # zeros among them: stored as 1
     masks = [rng.random((60, 70)) < 0.01 for _ in frames]
-    paths = {boxes: tmp_path / f"boxes_{boxes}.hdf5" for boxes in (False, True)}
+    paths = {boxes: tmp_path / f"boxes_{boxes}.hdf5" for boxes in (False, True, "grown")}
     for boxes, path in paths.items():
         with MaskedVideoWriter(path, 60, 70, fps=25.0, bit_depth=8, is_light_background=True,
                                save_interval=1, bgnd_interval=10) as writer:  # fmt: skip
@@ -281,10 +281,13 @@ def test_masking_in_boxes_equals_masking_the_whole_frame(tmp_path):
                 radius = index % 3  # 0 included: the boxes are the blobs' own
                 contours = outer_contours(worms)
                 keep_boxes = grown_boxes(contours, radius, worms.shape) if boxes else None
-                writer.write(index, frame, worms, dilate(worms, radius, contours), contours, keep_boxes)
-    with h5py.File(paths[False], "r") as whole, h5py.File(paths[True], "r") as boxed:
+                keep = radius if boxes == "grown" else dilate(worms, radius, contours)  # grown box by box
+                writer.write(index, frame, worms, keep, contours, keep_boxes)
+    with (h5py.File(paths[False], "r") as whole, h5py.File(paths[True], "r") as boxed,
+          h5py.File(paths["grown"], "r") as grown):  # fmt: skip
         for name in ("mask", "full_data", "worm_mask", "mean_intensity", "worm_blobs"):
             np.testing.assert_array_equal(whole[name][...], boxed[name][...])
+            np.testing.assert_array_equal(whole[name][...], grown[name][...])
         expected = [np.float32(cv2.mean(np.maximum(frame, 1))[0]) for frame in frames]
         np.testing.assert_array_equal(boxed["mean_intensity"][...], expected)
         assert boxed["mask"][...].any() and (boxed["full_data"][...] >= 1).all()

@@ -12,8 +12,10 @@ from wormclean.errors import ModelFileError, SettingsError
 from wormclean.model.modelfile import ModelFile, Normalisation
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.predict.cleaner import Cleaner
+from wormclean.segment.blobs import outer_contours
 from wormclean.segment.metrics import MaskScores, box_iou, boxes_of, match_boxes, pooled_iou, score_masks
 from wormclean.segment.threshold import (
+    background_level,
     blob_areas,
     brightness_gain,
     clean_mask,
@@ -21,6 +23,7 @@ from wormclean.segment.threshold import (
     dilate,
     otsu_level,
     segment,
+    worm_pixels,
     worm_signal,
 )
 
@@ -115,12 +118,16 @@ def test_unknown_method_is_a_settings_error():
         segment(noisy.astype(np.uint8), background[:10])
 
 
+def random_masks(rng, n_masks, shape):
+    """Masks of random density, every other one of rounder blobs (opened after a dilation)."""
+    for trial in range(n_masks):
+        mask = rng.random(shape) < rng.uniform(0.05, 0.6)
+        yield trial, ndimage.binary_opening(ndimage.binary_dilation(mask)) if trial % 2 else mask
+
+
 def test_clean_mask_matches_label_fill_and_area_filter():
     rng = np.random.default_rng(7)
-    for trial in range(60):
-        mask = rng.random((40, 50)) < rng.uniform(0.05, 0.6)
-        if trial % 2:
-            mask = ndimage.binary_opening(ndimage.binary_dilation(mask))
+    for _, mask in random_masks(rng, 60, (40, 50)):
         min_area = int(rng.integers(1, 30))
         filled = ndimage.binary_fill_holes(mask)
         labels, _ = ndimage.label(filled, structure=np.ones((3, 3)))
@@ -129,18 +136,61 @@ def test_clean_mask_matches_label_fill_and_area_filter():
         np.testing.assert_array_equal(clean_mask(mask, min_area), keep[labels])
 
 
-def test_segment_in_strips_equals_thresholding_the_whole_signal():
-    # Frames of several strips (and a ragged last one), dark and bright worms, holes and size limits.
+def test_worm_pixels_are_the_signal_over_the_threshold():
+    # Frames of several strips (and a ragged last one), 8-bit, 16-bit and float, dark and bright worms. Integer
+    # frames are compared with an integer bound: they may differ from the float32 signal within a thousandth
+    # of a grey level of the threshold, nowhere else; float frames are thresholded as the signal is.
     rng = np.random.default_rng(9)
-    for height, width, dark in ((1100, 128, True), (700, 300, False), (5, 1, True)):
+    cases = ((1100, 128, True, np.uint8), (700, 300, False, np.uint8), (5, 1, True, np.uint8),
+             (600, 200, True, np.uint16), (300, 200, False, np.uint16), (400, 100, True, np.float32))
+    for height, width, dark, dtype in cases:
+        scale = 16 if dtype == np.uint16 else 1
+        background = rng.uniform(60, 200, (height, width)).astype(np.float32) * scale
+        frame = background * rng.uniform(0.95, 1.05) + rng.normal(0, 6 * scale, (height, width))
+        frame[rng.random((height, width)) < 0.02] += (-40 if dark else 40) * scale
+        frame = np.clip(np.rint(frame), 0, 255 * scale).astype(dtype)
+        for delta in (10.0 * scale, 7.3 * scale):
+            signal = worm_signal(frame, background, dark_worms=dark)
+            pixels = worm_pixels(frame, background, delta, dark_worms=dark).astype(bool)
+            differ = pixels != (signal > delta)
+            if dtype == np.float32:
+                assert not differ.any()
+            else:
+                assert np.all(np.abs(signal[differ] - delta) < 1e-3 * scale)
+                assert np.array_equal(pixels[~differ], signal[~differ] > delta)
+            assert frame.size < 100 or pixels.sum() > 0.01 * pixels.size  # worms are found
+
+
+def test_clean_mask_returns_the_outer_contours_of_its_mask():
+    rng = np.random.default_rng(29)
+    for trial, mask in random_masks(rng, 40, (60, 70)):
+        limits = dict(min_area=int(rng.integers(1, 30)))
+        if trial % 3 == 0:
+            limits.update(max_area=int(rng.integers(30, 400)), max_hole=int(rng.integers(0, 4)))
+        cleaned, contours = clean_mask(mask, with_contours=True, **limits)
+        np.testing.assert_array_equal(cleaned, clean_mask(mask, **limits))
+        expected = outer_contours(cleaned)
+        assert len(contours) == len(expected)
+        for found, outline in zip(contours, expected):
+            np.testing.assert_array_equal(found, outline)
+
+
+def test_segment_cleans_the_worm_pixels():
+    rng = np.random.default_rng(19)
+    for height, width, dark in ((1100, 128, True), (700, 300, False)):
         background = rng.uniform(60, 200, (height, width)).astype(np.float32)
         frame = background * rng.uniform(0.95, 1.05) + rng.normal(0, 6, (height, width))
         frame[rng.random((height, width)) < 0.02] += -40 if dark else 40
         frame = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
         for delta, limits in ((10.0, dict(min_area=3)), (7.3, dict(min_area=1, max_area=40, max_hole=2))):
-            whole = worm_signal(frame, background, dark_worms=dark) > delta
+            pixels = worm_pixels(frame, background, delta, dark_worms=dark)
             np.testing.assert_array_equal(
-                segment(frame, background, dark_worms=dark, delta=delta, **limits), clean_mask(whole, **limits)
+                segment(frame, background, dark_worms=dark, delta=delta, **limits), clean_mask(pixels, **limits)
+            )
+            level = background_level(background)
+            np.testing.assert_array_equal(  # the background's level given, or measured: the same mask
+                segment(frame, background, dark_worms=dark, delta=delta, background_level=level, **limits),
+                clean_mask(pixels, **limits),
             )
 
 
@@ -275,7 +325,11 @@ def test_every_frame_gets_its_nearest_background(monkeypatch, tmp_path, n_frames
     cleaner = Cleaner(tiny_model(), device="cpu", background="net")
     computed, used = [], {}
     monkeypatch.setattr(cleaner, "backgrounds", lambda frames: [frame.astype(np.float32) for frame in frames])
-    monkeypatch.setattr(cleaner, "segment", lambda frame, background: np.full(frame.shape, background[0, 0]))
+
+    def segment(frame, background, background_level, with_contours):
+        return np.full(frame.shape, background[0, 0]), []
+
+    monkeypatch.setattr(cleaner, "segment", segment)
     for index, frame, mask in cleaner.iter_masks(reader, interval, lambda i, b: computed.append(i)):
         assert frame[0, 0] == index
         used[index] = int(mask[0, 0])

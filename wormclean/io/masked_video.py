@@ -234,7 +234,7 @@ class MaskedVideoWriter:
         index: int,
         frame: np.ndarray,
         worm_mask: np.ndarray,
-        keep: np.ndarray,
+        keep: np.ndarray | int,
         contours: tuple[np.ndarray, ...] | None = None,
         keep_boxes: list[tuple[slice, slice]] | None = None,
     ) -> None:
@@ -246,8 +246,10 @@ class MaskedVideoWriter:
             ``(H, W)`` uint8 or uint16 frame.
         worm_mask : np.ndarray
             bool ``(H, W)``, the worm pixels.
-        keep : np.ndarray
-            bool ``(H, W)``, the pixels kept in ``/mask`` (the dilated worm regions).
+        keep : np.ndarray or int
+            bool ``(H, W)``, the pixels kept in ``/mask`` (the dilated worm regions); or the radius in pixels
+            by which ``worm_mask`` is grown to give them, box by box in ``keep_boxes`` (then required: the
+            blobs' boxes grown by that radius) without a whole-frame mask.
         contours : tuple of np.ndarray, optional
             The :func:`~wormclean.segment.blobs.outer_contours` of ``worm_mask``, when they are known already.
         keep_boxes : list of (slice, slice), optional
@@ -257,7 +259,13 @@ class MaskedVideoWriter:
         if index != self.n_frames:
             raise ValueError(f"frames must be written in order: expected {self.n_frames}, got {index}")
         image = self.to_8bit(frame)
-        _put_image(self._mask, index, _masked(image, keep, keep_boxes))
+        if isinstance(keep, np.ndarray):
+            masked = _masked(image, keep, keep_boxes)
+        else:
+            if keep_boxes is None:
+                raise ValueError("a dilation radius needs the grown boxes of the blobs (keep_boxes)")
+            masked = _masked_grown(image, mask_pixels(worm_mask), int(keep), keep_boxes)
+        _put_image(self._mask, index, masked)
         _put_image(self._worm_mask, index, mask_pixels(worm_mask))
         self._mean.append(_stored_mean(image))
         pts, seconds = self._frame_time(index)
@@ -467,6 +475,23 @@ def _masked(image: np.ndarray, keep: np.ndarray, boxes: list[tuple[slice, slice]
     for box in [(slice(None), slice(None))] if boxes is None else boxes:
         stored = _stored(image[box])
         cv2.bitwise_and(stored, stored, mask=mask_pixels(keep[box]), dst=masked[box])
+    return masked
+
+
+def _masked_grown(image: np.ndarray, worms: np.ndarray, radius: int, boxes: list[tuple[slice, slice]]) -> np.ndarray:
+    """``_stored(image)`` where the uint8 mask ``worms`` grown by ``radius`` pixels (a disc) is set, 0 elsewhere.
+
+    Each box (a blob's bounding box grown by ``radius``) is grown and masked on its own, and the boxes are
+    combined, which equals masking by the whole frame's dilation (see
+    :func:`~wormclean.segment.threshold.dilate`) without making it.
+    """
+    masked = np.zeros_like(image)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    for box in boxes:
+        grown = cv2.dilate(worms[box], disc) if radius > 0 else worms[box]
+        stored = _stored(image[box])
+        part = masked[box]
+        cv2.bitwise_or(part, cv2.bitwise_and(stored, stored, mask=grown), dst=part)  # boxes may overlap
     return masked
 
 

@@ -21,6 +21,7 @@ import os
 import queue
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import closing
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from wormclean.predict.inference import (
 from wormclean.predict.tiling import plan_tiles
 from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, WindowSchedule
 from wormclean.segment.background import WormStats
-from wormclean.segment.threshold import segment
+from wormclean.segment.threshold import background_level, segment
 from wormclean.settings import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, MaskSettings, NetSettings, SegmentSettings
 from wormclean.threads import END, NOTHING, Producer
 from wormclean.units import FrameSpan
@@ -186,12 +187,21 @@ class Cleaner:
         """What a worm is assumed to look like when no worm of the video moves."""
         return WormStats.prior(shape, delta)
 
-    def segment(self, frame: np.ndarray, background: np.ndarray, worms: WormStats | None = None) -> np.ndarray:
-        """Worm mask of ``frame`` against ``background`` (flicker-compensated): bool ``(H, W)``.
+    def segment(
+        self,
+        frame: np.ndarray,
+        background: np.ndarray,
+        worms: WormStats | None = None,
+        background_level: float | None = None,
+        with_contours: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+        """Worm mask of ``frame`` against ``background`` (flicker-compensated): bool ``(H, W)``, and with
+        ``with_contours`` the outer contours of its blobs.
 
         ``worms``, what this video's worms look like, sets the smallest blob (unless ``min_area`` was given),
         the largest, and the largest hole filled; without it the smallest is ``min_area`` or 50 and every hole
-        is filled.
+        is filled. ``background_level``, the background's
+        :func:`~wormclean.segment.threshold.background_level`, saves measuring it for every frame that uses it.
         """
         if worms is None:
             limits = dict(min_area=DEFAULT_MIN_AREA if self.min_area is None else self.min_area)
@@ -207,6 +217,8 @@ class Cleaner:
             dark_worms=self.dark_worms,
             method=self.threshold,
             delta=self.delta_for(16 if frame.dtype == np.uint16 else 8),
+            background_level=background_level,
+            with_contours=with_contours,
             **limits,
         )
 
@@ -240,8 +252,10 @@ class Cleaner:
         bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
         on_background: Callable[[int, np.ndarray], None] | None = None,
         report: dict | None = None,
-    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Worm masks of every frame of a video, streamed: ``(index, frame, worm_mask)`` in frame order.
+        with_contours: bool = False,
+    ) -> Iterator[tuple]:
+        """Worm masks of every frame of a video, streamed: ``(index, frame, worm_mask)`` in frame order, and
+        with ``with_contours`` the outer contours of the mask's blobs as a fourth item.
 
         Parameters
         ----------
@@ -257,6 +271,9 @@ class Cleaner:
         report : dict, optional
             Filled with how the backgrounds were made: the mode used (``background``; ``fallback`` says why the
             net's alone was used) and, per window, the worm statistics and the regions taken from the net.
+        with_contours : bool
+            Also yield each mask's blob outlines (:func:`~wormclean.segment.blobs.outer_contours`), found anyway
+            while cleaning the mask: the mask job's blob table and dilation need them.
 
         Where the video breaks part-way, iteration stops before the broken frame (``reader.broken_at``).
         """
@@ -270,9 +287,12 @@ class Cleaner:
             if self.background_mode == "net":
                 if report is not None:
                     report.update(background="net", requested="net")
-                yield from net_alone()
+                masks = net_alone()
             else:
-                yield from WindowSchedule(self, reader, interval, on_background, report).run(net_alone)
+                masks = WindowSchedule(self, reader, interval, on_background, report).run(net_alone)
+            with closing(masks):  # on an early stop, the schedule's threads stop now
+                for index, frame, (worms, contours) in masks:
+                    yield (index, frame, worms, contours) if with_contours else (index, frame, worms)
         finally:
             if reader is not video:
                 reader.close()
@@ -289,7 +309,7 @@ class _BackgroundSchedule:
         self.from_stream = interval <= _STREAM_INTERVAL_LIMIT
         self.held_limit = interval // 2 + 2 if self.from_stream else _HELD_FRAMES
         self.requests: queue.Queue = queue.Queue()
-        self.available: deque[tuple[int, np.ndarray]] = deque()
+        self.available: deque[tuple[int, np.ndarray, float]] = deque()  # (index, background, its level)
         self.backgrounds: Producer | None = None
 
     # -- background thread ------------------------------------------------------------------------------
@@ -336,39 +356,41 @@ class _BackgroundSchedule:
         if item is NOTHING:
             return False
         if item is not END:
-            self.available.append(item)
+            self.available.append((*item, background_level(item[1])))
             if self.on_background is not None:
                 self.on_background(*item)
         return True
 
-    def _nearest(self, index: int) -> np.ndarray | None:
-        """The background nearest to frame ``index`` (the earlier one on ties), or None if not known yet."""
+    def _nearest(self, index: int) -> tuple[np.ndarray, float] | None:
+        """The background nearest to frame ``index`` (the earlier one on ties) and its level, or None if not
+        known yet."""
         while len(self.available) >= 2 and self.available[1][0] <= index:
             self.available.popleft()
         if not self.available:
             if self.backgrounds.finished:
                 raise VideoError(f"{self.reader.path}: no background could be computed for frame {index}")
             return None
-        before, background = self.available[0]
+        before = self.available[0][0]
         if before > index or 2 * (index - before) <= self.interval:
-            return background
+            return self.available[0][1:]
         if len(self.available) >= 2:
-            return self.available[1][1]
-        return background if self.backgrounds.finished else None
+            return self.available[1][1:]
+        return self.available[0][1:] if self.backgrounds.finished else None
 
-    def _ready(self, held: deque, keep: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def _ready(self, held: deque, keep: int) -> Iterator[tuple[int, np.ndarray, tuple]]:
         """Segment held frames whose background is known, waiting for backgrounds while more than ``keep``
-        frames are held."""
+        frames are held: ``(index, frame, (worm_mask, contours))``."""
         while held:
-            background = self._nearest(held[0][0])
-            if background is None:
+            nearest = self._nearest(held[0][0])
+            if nearest is None:
                 if not self._pull(block=len(held) > keep):
                     return
                 continue
             index, frame = held.popleft()
-            yield index, frame, self.cleaner.segment(frame, background)
+            background, level = nearest
+            yield index, frame, self.cleaner.segment(frame, background, background_level=level, with_contours=True)
 
-    def run(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def run(self) -> Iterator[tuple[int, np.ndarray, tuple]]:
         self.backgrounds = Producer(self._made(), depth=2, name=f"backgrounds {self.reader.path.name}")
         held: deque[tuple[int, np.ndarray]] = deque()
         frames = self.reader.frames()

@@ -26,8 +26,7 @@ from wormclean.io.images import check_image_name, encode_image
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.registry import file_sha256
 from wormclean.predict.cleaner import Cleaner
-from wormclean.segment.blobs import outer_contours
-from wormclean.segment.threshold import brightness_gain, dilate, grown_boxes
+from wormclean.segment.threshold import brightness_gain, grown_boxes
 from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings
 from wormclean.threads import Consumer
 
@@ -89,8 +88,8 @@ def output_paths(videos: list[Path], output: str | os.PathLike) -> list[Path]:
 
 
 class _Writer:
-    """Dilates and writes frames in a :class:`~wormclean.threads.Consumer` thread; an error there is raised in
-    the caller at its next call."""
+    """Masks frames (keeping the worms grown by ``dilation``) and writes them in a
+    :class:`~wormclean.threads.Consumer` thread; an error there is raised in the caller at its next call."""
 
     def __init__(self, writer: MaskedVideoWriter, dilation: int):
         self.writer = writer
@@ -101,13 +100,13 @@ class _Writer:
         if len(item) == 2:
             self.writer.write_background(*item)
         else:
-            index, frame, worms = item
-            contours = outer_contours(worms)  # found once, for the dilation, the masking and the blob table
+            index, frame, worms, contours = item  # the contours give the boxes to grow and mask, and the blob table
             boxes = grown_boxes(contours, self.dilation, worms.shape)
-            self.writer.write(index, frame, worms, dilate(worms, self.dilation, contours), contours, boxes)
+            self.writer.write(index, frame, worms, self.dilation, contours, boxes)
 
-    def frame(self, index: int, frame: np.ndarray, worms: np.ndarray) -> None:
-        self.thread.put((index, frame, worms))
+    def frame(self, index: int, frame: np.ndarray, worms: np.ndarray, contours: list[np.ndarray]) -> None:
+        """Queue a frame with its worm mask and the mask's outer contours."""
+        self.thread.put((index, frame, worms, contours))
 
     def background(self, index: int, background: np.ndarray) -> None:
         self.thread.put((index, background))
@@ -245,12 +244,12 @@ def mask_video(
             try:
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
                 masks = cleaner.iter_masks(
-                    reader, this_video.bgnd_interval_frames, check.background(stage.background), report
+                    reader, this_video.bgnd_interval_frames, check.background(stage.background), report, True
                 )
                 with closing(masks):
-                    for index, frame, worms in masks:
+                    for index, frame, worms, contours in masks:
                         check.frame(frame, worms)
-                        stage.frame(index, frame, worms)
+                        stage.frame(index, frame, worms, contours)
                         file.check()  # stop at a full disk rather than at the end of the video
                         if progress is not None:
                             progress(index + 1, reader.n_frames)

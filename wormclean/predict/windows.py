@@ -31,6 +31,7 @@ from wormclean.segment.background import (
     ghost_ratio,
     temporal_background,
 )
+from wormclean.segment.threshold import background_level
 from wormclean.threads import END, Producer
 
 log = logging.getLogger(__name__)
@@ -251,15 +252,16 @@ class WindowSchedule:
         return {index: made[(index // self.window_frames) * self.window_frames] for index in indices}
 
     # -- consumer ---------------------------------------------------------------------------------------
-    def _use(self, made: WindowBackground) -> WindowBackground:
+    def _use(self, made: WindowBackground) -> float:
+        """Record a window's background and pass it on; returns its level, for segmenting its frames."""
         self.report.setdefault("windows", []).append(made.report())
         if self.on_background is not None:
             self.on_background(made.window.start, made.background)
-        return made
+        return background_level(made.background)
 
-    def run(self, fallback: Callable[[], Iterator]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(index, frame, worm_mask)`` for every frame; ``fallback()`` gives them from the net's schedule
-        when the video has no temporal background."""
+    def run(self, fallback: Callable[[], Iterator]) -> Iterator[tuple[int, np.ndarray, tuple]]:
+        """Yield ``(index, frame, (worm_mask, contours))`` for every frame; ``fallback()`` gives them from the
+        net's schedule when the video has no temporal background."""
         mode = self.cleaner.background_mode
         second = open_video(self.reader.path)
         windows = self._samples(second)
@@ -284,14 +286,14 @@ class WindowSchedule:
         later = Producer(self._later(windows, second, current), depth=2, name="windows")
         frames_iter = self.reader.frames()
         try:
-            self._use(current)
+            level = self._use(current)
             for index, frame in frames_iter:
                 while index >= current.window.stop:
                     current = later.take()
                     if current is END:
                         raise RuntimeError("the background thread ended before the last window")
-                    self._use(current)
-                yield index, frame, self.cleaner.segment(frame, current.background, current.stats)
+                    level = self._use(current)
+                yield index, frame, self.cleaner.segment(frame, current.background, current.stats, level, True)
         finally:
             frames_iter.close()
             later.close()
