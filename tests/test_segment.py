@@ -161,6 +161,24 @@ def test_worm_pixels_are_the_signal_over_the_threshold():
             assert frame.size < 100 or pixels.sum() > 0.01 * pixels.size  # worms are found
 
 
+def test_clean_mask_fills_only_small_holes():
+    # Reference: blobs by their area with every hole filled, then holes (4-connected) over max_hole opened.
+    rng = np.random.default_rng(17)
+    for trial, mask in random_masks(rng, 60, (50, 60)):
+        min_area, max_hole = int(rng.integers(1, 20)), int(rng.integers(0, 12))
+        max_area = None if trial % 3 else int(rng.integers(50, 600))
+        filled = ndimage.binary_fill_holes(mask)
+        labels, _ = ndimage.label(filled, structure=np.ones((3, 3)))
+        areas = np.bincount(labels.ravel())
+        keep = (areas >= min_area) & (areas <= (max_area or areas.max()))
+        keep[0] = False
+        expected = keep[labels]
+        holes, _ = ndimage.label(expected & ~mask)
+        large = np.flatnonzero(np.bincount(holes.ravel()) > max_hole)
+        expected &= ~np.isin(holes, large[large > 0])
+        np.testing.assert_array_equal(clean_mask(mask, min_area, max_area, max_hole), expected)
+
+
 def test_clean_mask_returns_the_outer_contours_of_its_mask():
     rng = np.random.default_rng(29)
     for trial, mask in random_masks(rng, 40, (60, 70)):

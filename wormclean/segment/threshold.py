@@ -235,21 +235,30 @@ def clean_mask(
     # A contour of n points encloses at most n^2 / (2 pi) + n / 2 + 1 pixels (the isoperimetric inequality, for
     # a closed path of n steps at most sqrt(2) long, then Pick's theorem): specks of noise too short for
     # min_area, most of the contours, are dropped before they are measured (with a pixel to spare for rounding).
-    lengths = np.fromiter(map(len, contours), dtype=np.float64, count=len(contours))
+    lengths = _lengths(contours)
     contours = [contours[i] for i in np.flatnonzero(lengths**2 / (2 * np.pi) + lengths / 2 + 2 >= min_area)]
     areas = blob_areas(contours)
-    kept = [contours[i] for i in np.flatnonzero((areas >= min_area) & (max_area is None or areas <= max_area))]
+    chosen = np.flatnonzero((areas >= min_area) & (max_area is None or areas <= max_area))
+    kept = [contours[i] for i in chosen]
     filled = np.zeros(mask.shape, dtype=np.uint8)
     cv2.drawContours(filled, kept, -1, 1, thickness=cv2.FILLED)
     if max_hole is not None:
-        _open_large_holes(filled, pixels, kept, max_hole)
+        # A blob's holes are at most its area less its outline's pixels, and an 8-connected outline passes each
+        # of its pixels at most 4 times: blobs too small for a hole over max_hole are not looked into.
+        roomy = areas[chosen] - _lengths(kept) / 4 > max_hole
+        _open_large_holes(filled, pixels, [contour for contour, large in zip(kept, roomy) if large], max_hole)
     return (filled.view(bool), kept) if with_contours else filled.view(bool)
 
 
-def _open_large_holes(filled: np.ndarray, pixels: np.ndarray, kept: list[np.ndarray], max_hole: int) -> None:
-    """Clear, in ``filled``, the holes of over ``max_hole`` pixels of the blobs (outer contours ``kept``) of
+def _lengths(contours: list[np.ndarray]) -> np.ndarray:
+    """The number of points of each contour: float64 ``(n_contours,)``."""
+    return np.fromiter(map(len, contours), dtype=np.float64, count=len(contours))
+
+
+def _open_large_holes(filled: np.ndarray, pixels: np.ndarray, blobs: list[np.ndarray], max_hole: int) -> None:
+    """Clear, in ``filled``, the holes of over ``max_hole`` pixels of the blobs (outer contours ``blobs``) of
     ``pixels``."""
-    for contour in kept:
+    for contour in blobs:
         x, y, width, height = cv2.boundingRect(contour)
         box = (slice(y, y + height), slice(x, x + width))
         blob = np.zeros((height, width), dtype=np.uint8)
