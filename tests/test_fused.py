@@ -240,6 +240,32 @@ def test_a_stretch_of_a_long_fibre_the_net_removes_is_no_worm():
     assert np.all(fusion.background[40:44, 20:120] == 150.0)
 
 
+def test_two_immobile_worms_touching_are_found():
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[40:44, 20:50] = 150.0  # an immobile worm
+    temporal[44:70, 33:37] = 150.0  # another, its head on the first one's middle: one region of three ends,
+    net = np.full_like(temporal, 200.0)  # less than two worms' area (they overlap); the net removes both
+    stats = _calibrated(temporal)
+    assert 1.5 * stats.area < np.count_nonzero(temporal < 200) < 2 * stats.area
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 1 and fusion.regions[temporal < 200].all()
+
+
+def test_a_crisp_stretch_of_a_thin_line_is_no_worm_and_a_worm_lying_on_it_is():
+    # A line's darkness varies along it with how it falls on the pixel grid: a crisp stretch of it, 1.5 times
+    # as dark as the rest, that the net happens to remove is no worm; a worm lying along the line (twice as dark
+    # as the rest) is.
+    for stretch, is_worm in ((155.0, False), (140.0, True)):
+        temporal = np.full((120, 160), 200.0, np.float32)
+        temporal[40:44, 10:150] = 170.0  # a thin line, 30 grey levels dark
+        temporal[40:44, 60:90] = stretch
+        net = temporal.copy()
+        net[40:44, 60:90] = 200.0  # the net removes that stretch only
+        fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+        assert fusion.n_worms == int(is_worm) and fusion.regions[40:44, 60:90].all() == is_worm
+        assert np.all(fusion.background[40:44, 10:50] == 170.0)
+
+
 def test_a_worm_touching_a_line_as_dark_as_itself_by_its_tail_is_found_and_the_line_stays():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[58:62, :] = 150.0  # a marker line across the field, as dark and thick as a worm

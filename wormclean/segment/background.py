@@ -319,12 +319,12 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
 
     A worm, part of one (a head out of the lawn) or a few touching: an area from a quarter of a worm to five
     worms, a body from 0.75 to 1.4 times a worm's thickness, as slender as a third of a worm or more, a centreline at
-    most three worms long, and as dark as half a worm to 2.5 times. A blob of less than two worms' area
+    most three worms long, and as dark as half a worm to 2.5 times. A blob of less than one and a half worms' area
     must also have a centreline with two ends, as a lone worm has (one, for a worm curled onto itself), once
-    spurs shorter than a body width are pruned; a larger one of other shape (worms touching) must be nearly as
-    dark as a worm (three quarters). A straight one longer than one and a half worms is a line. Rings, rims and
-    marker lines are too long, fibres and scratches too thin, lawn patches too wide or faint, letters too thick,
-    stubby, branched (X) or closed (O); letters of worm-like strokes are told by their rows
+    spurs shorter than a body width are pruned; a larger one of other shape (worms touching, which overlap) must
+    be nearly as dark as a worm (three quarters). A straight one longer than one and a half worms is a line.
+    Rings, rims and marker lines are too long, fibres and scratches too thin, lawn patches too wide or faint,
+    letters too thick, stubby, branched (X) or closed (O); letters of worm-like strokes are told by their rows
     (:func:`in_text_rows`).
     """
     slender = stats.length / max(stats.width, 1.0)
@@ -338,7 +338,7 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
         & ((features.straightness < 0.9) | (features.length <= 1.5 * stats.length))
         & (
             ((features.ends >= 1) & (features.ends <= 2))
-            | ((features.area >= 2.0 * stats.area) & (features.contrast >= 0.75 * stats.contrast))
+            | ((features.area >= 1.5 * stats.area) & (features.contrast >= 0.75 * stats.contrast))
         )
         & (features.contrast >= 0.5 * stats.contrast)
         & (features.contrast <= 2.5 * stats.contrast)
@@ -477,7 +477,8 @@ def fuse_backgrounds(
         & (limbs.straightness < 0.9)
         & (limbs.contrast >= 0.75 * stats.contrast)
     )
-    chosen |= np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
+    limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
+    chosen |= limb_bodies & ~_stretches(limb_bodies, temporal, dark_worms, delta, stats)
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     grow = max(1, math.ceil(stats.width / 2))
@@ -489,6 +490,59 @@ def fuse_backgrounds(
         # background is 2-3.6 away.
         fused[region] = _fill_in(temporal, region, max(3, grow))[region]
     return Fusion(fused, region, len(features.area), n_worms)
+
+
+def _structure(temporal: np.ndarray, dark_worms: bool, delta: float, disc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What is dark and narrow in the temporal background, found as the candidates are (a top-hat by ``disc``
+    and a hysteresis): its darkness, float32 ``(H, W)``, and where it is, bool ``(H, W)``."""
+    dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
+    return dark, hysteresis(dark, 0.5 * delta, delta)
+
+
+def _stretches(
+    regions: np.ndarray, temporal: np.ndarray, dark_worms: bool, delta: float, stats: WormStats
+) -> np.ndarray:
+    """The regions that are a stretch of a longer structure of the temporal background (:func:`_goes_on`): bool
+    ``(H, W)``."""
+    broad = max(2, math.ceil(1.5 * stats.width))
+    _, structure = _structure(temporal, dark_worms, delta,
+                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * broad + 1, 2 * broad + 1)))
+    stretches = np.zeros(regions.shape, bool)
+    n_regions, labels, region_stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8,
+                                                                          ltype=cv2.CV_32S)
+    margin = max(2, round(2 * stats.width))
+    height, width = regions.shape
+    for label in range(1, n_regions):
+        left, top, box_width, box_height, _ = region_stats[label].tolist()
+        box = (slice(max(0, top - margin), min(height, top + box_height + margin)),
+               slice(max(0, left - margin), min(width, left + box_width + margin)))
+        region = labels[box] == label
+        if _goes_on(region, structure[box], stats):
+            stretches[box] |= region
+    return stretches
+
+
+def _goes_on(region: np.ndarray, structure: np.ndarray, stats: WormStats) -> bool:
+    """Whether ``structure`` goes on past both ends of ``region`` (bool images of one box, with two worm widths
+    of room around the region), as it does past a stretch of itself.
+
+    A worm touching a ring by its head meets the ring at that end only, and a worm lying across a track meets it
+    on both sides but a few worm widths apart; a stretch of the ring goes on at both of its ends. So the structure
+    is looked for in a shell around the region (one to two worm widths out): it goes on when it crosses the shell
+    at two places further apart than three quarters of the region's length.
+    """
+    inner, outer = max(1, round(stats.width)), max(2, round(2 * stats.width))
+    pixels = region.astype(np.uint8)
+    shell = (cv2.dilate(pixels, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outer + 1, 2 * outer + 1))).view(bool)
+             & ~cv2.dilate(pixels, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inner + 1, 2 * inner + 1)))
+             .view(bool))  # fmt: skip
+    n_crossings, _, _, centres = cv2.connectedComponentsWithStats((structure & shell).astype(np.uint8),
+                                                                  connectivity=8, ltype=cv2.CV_32S)
+    if n_crossings < 3:  # the background and at most one crossing
+        return False
+    centres = centres[1:]
+    apart = float(np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(axis=-1)).max())
+    return apart > 0.75 * blob_features(region, pixels.astype(np.float32), labelled=False).length[0]
 
 
 def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
@@ -570,10 +624,14 @@ def _off_long_structure(
     In the temporal background the whole structure shows: where the region's structure (its dark connected
     surroundings, found as the candidates are but in the temporal background alone) is more than one and a half
     worms long and half as large again as the region, the region must be clearly darker than the rest of it (a
-    worm lying across an old track is; a stretch of a fibre is not) to stay.
+    worm lying across an old track is; a stretch of a fibre is not) to stay: 1.4 times the rest's median darkness,
+    or 1.6 times where the structure goes on past both of the region's ends (:func:`_goes_on`). A thin line's
+    darkness varies along it with how it falls on the pixel grid, crisp where it runs along a row and smeared
+    where it runs diagonally (a crisp stretch of a tuning plate's ring: 1.43 times the rest), while a worm lying
+    on a line adds its own (1.95 and 2.79 on the tuning plates).
     """
-    dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
-    structure = hysteresis(dark, 0.5 * delta, delta) | chosen
+    dark, structure = _structure(temporal, dark_worms, delta, disc)
+    structure |= chosen
     _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
                                                                ltype=cv2.CV_32S)
     n_chosen, pieces, piece_stats, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
@@ -598,7 +656,8 @@ def _off_long_structure(
             host_lengths[host_label] = blob_features(host, dark[host_box], labelled=False).length[0]
         if not rest.any() or host_lengths[host_label] <= 1.5 * stats.length:
             continue
-        if np.median(dark[host_box][piece]) < 1.4 * np.median(dark[host_box][rest]):
+        ratio = np.median(dark[host_box][piece]) / max(float(np.median(dark[host_box][rest])), 1e-6)
+        if ratio < 1.4 or (ratio < 1.6 and _goes_on(piece, structure[host_box] & ~piece, stats)):
             kept[host_box][piece] = False
     return kept
 
