@@ -228,6 +228,18 @@ def test_a_worm_across_a_fainter_track_is_found_and_the_track_stays():
     assert np.all(fusion.background[58:62, :70] == 180.0) and np.all(fusion.background[58:62, 95:] == 180.0)
 
 
+def test_a_worm_across_one_of_a_rings_arcs_side_by_side_is_no_letter():
+    temporal = np.full((140, 380), 200.0, np.float32)
+    arcs = np.zeros(temporal.shape, np.uint8)
+    for left in (5, 125, 245):  # faint, thin arcs of a ring, over four worms long, in a row as letters are
+        cv2.line(arcs, (left, 80), (left + 110, 16), 1, thickness=3)
+    temporal[arcs > 0] = 180.0
+    temporal[33:63, 178:182] = 150.0  # an immobile worm lying across the middle one, darker than it
+    net = np.full_like(temporal, 200.0)  # the net removes all of it
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and fusion.regions[33:63, 178:182].all()
+
+
 def test_a_stretch_of_a_long_fibre_the_net_removes_is_no_worm():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[40:44, 20:120] = 150.0  # a fibre as thick and dark as a worm, over three worms long

@@ -348,7 +348,8 @@ def is_worm_like(features: BlobFeatures, stats: WormStats) -> np.ndarray:
 def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     """Which blobs stand in a row of letters, as the text of a label or watermark does: bool ``(n_blobs,)``.
 
-    Two blobs of at least a quarter of a worm's area are neighbours in a row when their heights differ by at
+    Letters are blobs of at least a quarter of a worm's area and a centreline at most four worms long (the long arc
+    of a ring, however it lines up with others, is none). Two are neighbours in a row when their heights differ by at
     most a factor of two, their vertical centres by less than a third of the taller one's height, and the gap
     between them is less than that height. A row is three or more such blobs, or two that line up as a font's
     letters do and worms by chance hardly ever: tops and bottoms within a tenth of their height.
@@ -358,7 +359,7 @@ def in_text_rows(features: BlobFeatures, stats: WormStats) -> np.ndarray:
         return np.zeros(0, bool)
     top, left, bottom, right = features.boxes.T.astype(np.float64)
     height, centre = bottom - top, (top + bottom) / 2
-    big = np.flatnonzero(features.area >= 0.25 * stats.area)
+    big = np.flatnonzero((features.area >= 0.25 * stats.area) & (features.length <= 4.0 * stats.length))
     if not len(big):
         return np.zeros(n_blobs, bool)
     # A sweep down the frame: each blob is compared with those whose centre is close enough below it.
