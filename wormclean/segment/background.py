@@ -463,7 +463,10 @@ def fuse_backgrounds(
         & (cores.area >= 0.5 * stats.area)
     )
     chosen |= np.isin(cores.labels, np.flatnonzero(worm_cores) + 1)
-    chosen = _off_long_structure(chosen, temporal, dark_worms, delta, stats, disc)
+    # What is dark and narrow in the temporal background alone: the static structures the chosen regions may lie on.
+    dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
+    structure = hysteresis(dark, 0.5 * delta, delta)
+    chosen = _off_long_structure(chosen, dark, structure, stats, disc)
     # A worm touching a ring or a line as dark and thick as itself, by its head or its tail, is a limb of the
     # region's centreline: cut off at the junction, it is looked at on its own (it need not be darker than what
     # it touches, but it must be as dark as a worm, curved, and whole).
@@ -479,7 +482,7 @@ def fuse_backgrounds(
         & (limbs.contrast >= 0.75 * stats.contrast)
     )
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
-    chosen |= limb_bodies & ~_stretches(limb_bodies, temporal, dark_worms, delta, stats)
+    chosen |= limb_bodies & ~_stretches(limb_bodies, structure, stats)
     n_worms = label_components(chosen)[0] - 1
     fused = temporal.copy()
     grow = max(1, math.ceil(stats.width / 2))
@@ -493,21 +496,9 @@ def fuse_backgrounds(
     return Fusion(fused, region, len(features.area), n_worms)
 
 
-def _structure(temporal: np.ndarray, dark_worms: bool, delta: float, disc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What is dark and narrow in the temporal background, found as the candidates are (a top-hat by ``disc``
-    and a hysteresis): its darkness, float32 ``(H, W)``, and where it is, bool ``(H, W)``."""
-    dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
-    return dark, hysteresis(dark, 0.5 * delta, delta)
-
-
-def _stretches(
-    regions: np.ndarray, temporal: np.ndarray, dark_worms: bool, delta: float, stats: WormStats
-) -> np.ndarray:
-    """The regions that are a stretch of a longer structure of the temporal background (:func:`_goes_on`): bool
-    ``(H, W)``."""
-    broad = max(2, math.ceil(1.5 * stats.width))
-    _, structure = _structure(temporal, dark_worms, delta,
-                              cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * broad + 1, 2 * broad + 1)))
+def _stretches(regions: np.ndarray, structure: np.ndarray, stats: WormStats) -> np.ndarray:
+    """The regions that are a stretch of a longer static ``structure`` (bool ``(H, W)``, see
+    :func:`_off_long_structure`) by :func:`_goes_on`: bool ``(H, W)``."""
     stretches = np.zeros(regions.shape, bool)
     n_regions, labels, region_stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8,
                                                                           ltype=cv2.CV_32S)
@@ -616,7 +607,7 @@ def _from_past_the_edge(piece: np.ndarray, dark: np.ndarray, box: tuple[slice, s
 
 
 def _off_long_structure(
-    chosen: np.ndarray, temporal: np.ndarray, dark_worms: bool, delta: float, stats: WormStats, disc: np.ndarray
+    chosen: np.ndarray, dark: np.ndarray, structure: np.ndarray, stats: WormStats, disc: np.ndarray
 ) -> np.ndarray:
     """``chosen`` less the regions that are a stretch of a longer static structure and no darker than the rest of it,
     and those that come into the frame from past its edge (:func:`_from_past_the_edge`).
@@ -629,10 +620,11 @@ def _off_long_structure(
     or 1.6 times where the structure goes on past both of the region's ends (:func:`_goes_on`). A thin line's
     darkness varies along it with how it falls on the pixel grid, crisp where it runs along a row and smeared
     where it runs diagonally (a crisp stretch of a tuning plate's ring: 1.43 times the rest), while a worm lying
-    on a line adds its own (1.95 and 2.79 on the tuning plates).
+    on a line adds its own (1.95 and 2.79 on the tuning plates). ``dark`` is the temporal background's darkness
+    (its black top-hat by ``disc``; white, for light worms) and ``structure`` where it exceeds the worm threshold
+    (by hysteresis), both float32 or bool ``(H, W)``.
     """
-    dark, structure = _structure(temporal, dark_worms, delta, disc)
-    structure |= chosen
+    structure = structure | chosen
     _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
                                                                ltype=cv2.CV_32S)
     n_chosen, pieces, piece_stats, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
