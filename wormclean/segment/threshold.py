@@ -21,9 +21,9 @@ from wormclean.settings import DEFAULT_MIN_AREA, THRESHOLD_METHODS, default_delt
 # grey level and costs about a millisecond.
 _GAIN_SAMPLES = 65536
 
-# Pixels per strip in which the worm signal is made and thresholded: its float32 signal (512 kB) stays in the
-# cache. In a mask job at 2048x2048 (2 loaded cores) the signal and its comparison take 3.3 ms of CPU per frame
-# in strips of 64 rows, against 5.6 ms for the whole frame at once.
+# Pixels per strip in which the worm signal of a float frame is made and thresholded: its float32 signal (512 kB)
+# stays in the cache. At 2048x2048 (2 loaded cores) the signal and its comparison took 3.3 ms of CPU per frame in
+# strips of 64 rows, against 5.6 ms for the whole frame at once. (Integer frames, the usual case, take the bound.)
 _STRIP_PIXELS = 131072
 
 # Integer frames are compared with an integer bound made from the background (see worm_pixels): a bound within
