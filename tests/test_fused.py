@@ -290,6 +290,21 @@ def test_a_worm_touching_a_line_as_dark_as_itself_by_its_tail_is_found_and_the_l
     assert np.all(fusion.background[58:62, :65] == 150.0) and np.all(fusion.background[58:62, 100:] == 150.0)
 
 
+def test_a_stretch_of_a_ring_cut_off_at_a_gap_the_net_left_is_no_worm():
+    temporal = np.full((120, 160), 200.0, np.float32)
+    ring = np.zeros(temporal.shape, np.uint8)
+    cv2.circle(ring, (80, 50), 20, 1, thickness=-1)
+    cv2.circle(ring, (80, 50), 16, 0, thickness=-1)  # a ring as thick and dark as a worm
+    spoke = (int(80 + 20 * np.cos(np.deg2rad(110))), int(50 + 20 * np.sin(np.deg2rad(110))))
+    cv2.line(ring, spoke, (int(80 + 28 * np.cos(np.deg2rad(110))), int(50 + 28 * np.sin(np.deg2rad(110)))), 1, 3)
+    temporal[ring > 0] = 150.0
+    net = np.full_like(temporal, 200.0)  # the net removes the ring, but for a short gap: the stretch from the
+    net[47:54, 95:102][ring[47:54, 95:102] > 0] = 150.0  # gap to the spoke looks like a worm touching the rest
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 0 and not fusion.regions.any()
+    assert np.all(fusion.background[ring > 0] == 150.0)
+
+
 def test_a_worm_cut_by_the_frame_edge_stays_and_a_rim_coming_in_from_past_it_does_not():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[30:34, 0:30] = 150.0  # an immobile worm, cut by the left edge
