@@ -379,3 +379,23 @@ def test_12_bit_data_in_16_bit_files_at_the_default_delta_is_said(trained_video_
     assert result.n_frames == 30
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("no worm found" in message and "--delta 160" in message for message in warnings), warnings
+
+
+def test_a_worm_lying_along_a_ring_as_dark_as_itself_is_found_where_the_net_removes_the_ring_less():
+    # In the temporal background the worm is as dark and thick as the ring it lies along; the net removes the
+    # worm whole but only part of the ring, and that is what tells them apart.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    ring = np.zeros(temporal.shape, np.uint8)
+    cv2.circle(ring, (80, 50), 30, 1, thickness=4)
+    worm = np.zeros(temporal.shape, np.uint8)
+    cv2.polylines(worm, [np.array([[56, 86], [66, 91], [76, 85], [86, 91], [96, 86]], np.int32)], False, 1,
+                  thickness=4)
+    assert (cv2.dilate(worm, np.ones((3, 3), np.uint8)) & ring).any()  # the worm touches the ring
+    temporal[(ring | worm) > 0] = 150.0
+    net = np.full_like(temporal, 200.0)
+    net[ring > 0] = 175.0  # the net takes half the ring's darkness away, and the whole worm
+    net[worm > 0] = 200.0
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and fusion.regions[worm > 0].all()
+    far = ring.astype(bool) & (np.arange(120)[:, None] < 70)
+    assert np.all(fusion.background[far] == 150.0)  # the ring stays

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.morphology import skeletonize
@@ -24,6 +25,15 @@ from skimage.morphology import skeletonize
 from wormclean.segment.threshold import brightness_gain, label_components, worm_signal
 
 _LEVEL_SAMPLES = 65536
+
+CORE_OVER_REGION = 1.4
+"""A worm's dark core on a longer region the net removes is where the net removed this many times the region's
+median, when that is above 0.7 of a worm's contrast (a worm lying along a ring it is as dark as: 1.6 times the
+ring on the unseen plates where this was found)."""
+
+REMOVED_OVER_HOST = 1.5
+"""A region on a long structure as dark as itself stays if the net removed this many times what it removed of the
+rest of the structure (and the region is curved and a worm long; see :func:`_removed_more_than_its_host`)."""
 
 MIN_MOVING_BLOBS = 3
 """Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
@@ -451,10 +461,16 @@ def fuse_backgrounds(
     # A worm lying across a fainter structure the net also removes (an old track as wide as a worm) makes one
     # region too long to be a worm, but the worm is darker than the track: its dark core, grown back by a third
     # of a worm's width, is looked at on its own. It must be a whole worm, not the darker stretch of a fibre.
+    # On a region that is mostly a ring or a line as dark as 0.7 of a worm, the core is what is clearly darker
+    # than the region's own median: the worm lying on it, not the whole structure.
     rejected = candidates & ~on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
     back = max(1, round(0.3 * stats.width))
     back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
-    core = cv2.dilate((rejected & (removed > 0.7 * stats.contrast)).astype(np.uint8), back_disc).view(bool)
+    level = np.zeros(len(features.area) + 1, np.float32)
+    if len(features.area):
+        level[1:] = ndimage.median(removed, features.labels, np.arange(1, len(features.area) + 1))
+    core_level = np.maximum(0.7 * stats.contrast, CORE_OVER_REGION * level)[features.labels]
+    core = cv2.dilate((rejected & (removed > core_level)).astype(np.uint8), back_disc).view(bool)
     cores = blob_features(core & rejected, removed)
     worm_cores = (
         is_worm_like(cores, stats)
@@ -466,7 +482,7 @@ def fuse_backgrounds(
     # What is dark and narrow in the temporal background alone: the static structures the chosen regions may lie on.
     dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
     structure = hysteresis(dark, 0.5 * delta, delta)
-    chosen = _off_long_structure(chosen, dark, structure, stats, disc)
+    chosen = _off_long_structure(chosen, dark, structure, stats, disc, removed)
     # A worm touching a ring or a line as dark and thick as itself, by its head or its tail, is a limb of the
     # region's centreline: cut off at the junction, it is looked at on its own (it need not be darker than what
     # it touches, but it must be as dark as a worm, curved, and whole).
@@ -606,8 +622,24 @@ def _from_past_the_edge(piece: np.ndarray, dark: np.ndarray, box: tuple[slice, s
     return bool(np.percentile(dark[on_edge], 90) > 1.5 * np.median(dark[piece]))
 
 
+def _removed_more_than_its_host(piece: np.ndarray, rest: np.ndarray, removed: np.ndarray, stats: WormStats) -> bool:
+    """Whether the net removed a curved ``piece`` of a worm's length :data:`REMOVED_OVER_HOST` times as much as the
+    ``rest`` of the structure it lies on (bool images and the float32 ``removed`` of one box).
+
+    The net removes a worm whole and blurs a ring or a line only partly. A crisp stretch of a thin line along a
+    pixel row is removed more than the rest of the line too (twice as much on a tuning plate), but it is straight
+    and it need not be a worm long.
+    """
+    ratio = np.median(removed[piece]) / max(float(np.median(removed[rest])), 1e-6)
+    if ratio < REMOVED_OVER_HOST:
+        return False
+    shape = blob_features(piece, removed, labelled=False)
+    return bool(shape.straightness[0] < 0.85 and shape.length[0] >= 0.7 * stats.length)
+
+
 def _off_long_structure(
-    chosen: np.ndarray, dark: np.ndarray, structure: np.ndarray, stats: WormStats, disc: np.ndarray
+    chosen: np.ndarray, dark: np.ndarray, structure: np.ndarray, stats: WormStats, disc: np.ndarray,
+    removed: np.ndarray | None = None,
 ) -> np.ndarray:
     """``chosen`` less the regions that are a stretch of a longer static structure and no darker than the rest of it,
     and those that come into the frame from past its edge (:func:`_from_past_the_edge`).
@@ -623,6 +655,11 @@ def _off_long_structure(
     on a line adds its own (1.95 and 2.79 on the tuning plates). ``dark`` is the temporal background's darkness
     (its black top-hat by ``disc``; white, for light worms) and ``structure`` where it exceeds the worm threshold
     (by hysteresis), both float32 or bool ``(H, W)``.
+
+    A worm can be as dark and thick as the ring it lies along, so that the temporal background alone cannot tell
+    them apart: then what the net removed (``removed``, float32 ``(H, W)``) is looked at too, and a curved region
+    of a worm's length that the net removed half as much again as the rest of the structure stays
+    (:func:`_removed_more_than_its_host`).
     """
     structure = structure | chosen
     _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
@@ -651,6 +688,8 @@ def _off_long_structure(
             continue
         ratio = np.median(dark[host_box][piece]) / max(float(np.median(dark[host_box][rest])), 1e-6)
         if ratio < 1.4 or (ratio < 1.6 and _goes_on(piece, structure[host_box] & ~piece, stats)):
+            if removed is not None and _removed_more_than_its_host(piece, rest, removed[host_box], stats):
+                continue
             kept[host_box][piece] = False
     return kept
 
