@@ -7,9 +7,11 @@
    moves (an immobile worm in a training video is, correctly, learnt as background) and worms are darker than
    the background; bright worms are handled at inference by inverting the frame (``--light-worms``). The
    videos are time-lapses at 1 frame/s, so that frames half a video apart (the automatic lag) have worms
-   several body lengths away from where they were. With ``--structures P`` (the shipped model: 0.8), a
-   fraction P of the videos also gets the static things real plates have and a net must keep: a dish edge,
-   rings, marker lines, old tracks in the lawn, text and more fibres (numbers drawn per video from its seed).
+   several body lengths away from where they were. With ``--structures P``, a fraction P of the videos also
+   gets the static things real plates have: a dish edge, rings, marker lines, old tracks in the lawn, text and
+   more fibres (numbers drawn per video from its seed). The shipped model was trained without them (P = 0):
+   fine-tuned on such videos, the narrow net keeps static structure but learns to keep immobile worms too
+   (see the model card), and the fused background needs a net that removes them.
 2. Trains a U-Net with the L1 loss on lagged pairs, on the CPU for ``--minutes``, with ``wormclean fit``'s
    machinery. Seeded: the same command gives the same videos and the same initial weights.
 
