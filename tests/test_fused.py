@@ -278,6 +278,18 @@ def test_a_crisp_stretch_of_a_thin_line_is_no_worm_and_a_worm_lying_on_it_is():
         assert np.all(fusion.background[40:44, 10:50] == 170.0)
 
 
+def test_a_short_crisp_stretch_of_a_line_is_no_worm_however_dark():
+    # Where a ring runs along a pixel row it can be over twice as dark as the rest of it; a stretch shorter than
+    # most of a worm, with the line going on past both its ends, is the line.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[40:44, 10:150] = 170.0  # a thin line, 30 grey levels dark
+    temporal[40:44, 70:85] = 130.0  # a crisp stretch, 70 dark, 15 pixels long (a worm: 30)
+    net = temporal.copy()
+    net[40:44, 70:85] = 200.0  # the net removes that stretch only
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 0 and not fusion.regions.any()
+
+
 def test_a_worm_touching_a_line_as_dark_as_itself_by_its_tail_is_found_and_the_line_stays():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[58:62, :] = 150.0  # a marker line across the field, as dark and thick as a worm
