@@ -5,8 +5,9 @@ all-moving plates among them (there a median projection is at the ceiling, so we
 fields, 512 to 2048 pixels, each at two seeds (``--seeds``: 10101-10106, then 10201-10206). These seeds are used
 nowhere else: not in training the shipped model (randomised settings, seeds 1000-1023), not in the tests, and not
 where the fusion was tuned (seeds 11-13, 79, and these settings at seeds 9001-9006, 9201-9206, 9301-9306,
-9501-9506, 9801-9806 and 9901-9906, whose failures were looked at during development; 9301-9306 and then
-9501-9506 were this suite's seeds until then, and 9701-9706 were run once, unexamined, before the last change).
+9501-9506, 9601-9606, 9801-9806, 9901-9906, 10401-10406 and 10501-10506, whose failures were looked at during
+development; 9301-9306 and then 9501-9506 were this suite's seeds until then, and 9701-9706 were run once,
+unexamined, before an earlier change).
 
 Methods, each on every frame of each plate:
 - ``wormclean`` (default): :class:`~wormclean.predict.cleaner.Cleaner` at its defaults (``--background fused``).
