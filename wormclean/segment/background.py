@@ -28,8 +28,8 @@ _LEVEL_SAMPLES = 65536
 
 CORE_OVER_REGION = 1.4
 """A worm's dark core on a longer region the net removes is where the net removed this many times the region's
-median, when that is above 0.7 of a worm's contrast (a worm lying along a ring it is as dark as: 1.6 times the
-ring on the unseen plates where this was found)."""
+median, when that is above 0.7 of a worm's contrast (worms lying along a ring they are as dark as: 1.6 times the
+ring, on plate 10503)."""
 
 REMOVED_OVER_HOST = 1.5
 """A region on a long structure as dark as itself stays if the net removed this many times what it removed of the
@@ -653,7 +653,7 @@ def _a_stretch(piece: np.ndarray, ratio: float, others: np.ndarray, dark: np.nda
 
 def _off_long_structure(
     chosen: np.ndarray, dark: np.ndarray, structure: np.ndarray, stats: WormStats, disc: np.ndarray,
-    removed: np.ndarray | None = None,
+    removed: np.ndarray,
 ) -> np.ndarray:
     """``chosen`` less the regions that are a stretch of a longer static structure and no darker than the rest of it,
     and those that come into the frame from past its edge (:func:`_from_past_the_edge`).
@@ -664,12 +664,11 @@ def _off_long_structure(
     worms long and half as large again as the region, the region must be clearly darker than the rest of it (a
     worm lying across an old track is; a stretch of a fibre is not) to stay: 1.4 times the rest's median darkness,
     or 1.6 times (and curved or 0.7 of a worm long) where the structure goes on past both of the region's ends
-    (:func:`_a_stretch`). A thin line's
-    darkness varies along it with how it falls on the pixel grid, crisp where it runs along a row and smeared
-    where it runs diagonally (a crisp stretch of a tuning plate's ring: 1.43 times the rest), while a worm lying
-    on a line adds its own (1.95 and 2.79 on the tuning plates). ``dark`` is the temporal background's darkness
-    (its black top-hat by ``disc``; white, for light worms) and ``structure`` where it exceeds the worm threshold
-    (by hysteresis), both float32 or bool ``(H, W)``.
+    (:func:`_a_stretch`). A thin line's darkness varies along it with how it falls on the pixel grid, crisp where
+    it runs along a row and smeared where it runs diagonally (a crisp stretch of a tuning plate's ring: 1.43 times
+    the rest), while a worm lying on a line adds its own (1.95 and 2.79 on the tuning plates). ``dark`` is the
+    temporal background's darkness (its black top-hat by ``disc``; white, for light worms) and ``structure`` where
+    it exceeds the worm threshold (by hysteresis), both float32 or bool ``(H, W)``.
 
     A worm can be as dark and thick as the ring it lies along, so that the temporal background alone cannot tell
     them apart: then what the net removed (``removed``, float32 ``(H, W)``) is looked at too, and a curved region
@@ -703,7 +702,7 @@ def _off_long_structure(
             continue
         ratio = np.median(dark[host_box][piece]) / max(float(np.median(dark[host_box][rest])), 1e-6)
         if ratio < 1.4 or _a_stretch(piece, ratio, structure[host_box] & ~piece, dark[host_box], stats):
-            if removed is not None and _removed_more_than_its_host(piece, rest, removed[host_box], stats):
+            if _removed_more_than_its_host(piece, rest, removed[host_box], stats):
                 continue
             kept[host_box][piece] = False
     return kept
