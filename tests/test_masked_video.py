@@ -281,7 +281,7 @@ def test_masking_in_boxes_equals_masking_the_whole_frame(tmp_path):
                 radius = index % 3  # 0 included: the boxes are the blobs' own
                 contours = outer_contours(worms)
                 keep_boxes = grown_boxes(contours, radius, worms.shape) if boxes else None
-                keep = radius if boxes == "grown" else dilate(worms, radius, contours)  # grown box by box
+                keep = radius if boxes == "grown" else dilate(worms, radius)  # grown box by box
                 writer.write(index, frame, worms, keep, contours, keep_boxes)
     with (h5py.File(paths[False], "r") as whole, h5py.File(paths[True], "r") as boxed,
           h5py.File(paths["grown"], "r") as grown):  # fmt: skip

@@ -350,19 +350,17 @@ def _above(values: np.ndarray, level: float, out: np.ndarray | None = None) -> n
     return cv2.compare(values, float(level), cv2.CMP_GT, dst=out)
 
 
-def dilate(mask: np.ndarray, radius: int, contours: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Grow a boolean mask by ``radius`` pixels with a disc (no change for radius 0): bool ``(H, W)``.
 
     Each blob is dilated inside its own bounding box grown by ``radius``, which gives the same result as
     dilating the whole frame (every output pixel lies in the grown box of the blob it comes from) at a
-    fraction of the cost on sparse masks. ``contours``, the mask's
-    :func:`~wormclean.segment.blobs.outer_contours` when they are known already, saves finding them again.
+    fraction of the cost on sparse masks.
     """
     if radius <= 0:
         return mask
     pixels = mask_pixels(mask)
-    if contours is None:
-        contours = outer_contours(pixels)
+    contours = outer_contours(pixels)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     grown = np.zeros_like(pixels)
     for box in grown_boxes(contours, radius, mask.shape):
