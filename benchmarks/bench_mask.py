@@ -7,8 +7,15 @@ once the first frames are out (the steady rate of a long video), both also as a 
 the same run, and peak memory of a worker (each batch in its own process). The default (``--background
 fused``) is set beside the net's background alone (``--background net``, the former default) at the same
 interval. At interval 1 on the CPU only a few frames are run: the full net takes tens of seconds per 2048x2048
-frame there. Last, the default job on the same plate encoded with x264's default preset (medium), which takes
+frame there. Then the default job on the same plate encoded with x264's default preset (medium), which takes
 2-3 times the simulator's (ultrafast) decoding work, against decoding that video alone.
+
+Last, a long video: on the 300-frame plate every window samples the same frames (a window's samples are spread
+over 300 s of video), so the steady rate there never pays for a later window's background, which a video of
+more than 300 s makes every ``--bgnd-interval`` frames in a thread beside the frames. A 2000-frame plate at
+2.5 frames/s (800 s, two windows of 1000 frames, each sampled from its own 300 s) shows that cost in its
+steady rate. Its worms move ten times as far between frames, so it decodes at about half the 25 fps plate's
+rate; compare it with decoding it alone, not with the other rows.
 
 Usage::
 
@@ -114,6 +121,12 @@ def speed(args, scratch: Path) -> None:
     print(f"{'decode alone, x264 preset medium':<52}{n_frames:>7}{decode_medium:>8.1f}")
     stats = mask_rate([medium], scratch / "speed_out", args.model, default, "cpu", 1, "fused")
     print_rates(f"cpu fused, interval {default}, x264 preset medium", stats, decode_medium)
+    n_long = 60 if args.quick else 2000
+    long = cached_video(scratch, f"speed_{size}_{n_long}_2.5fps", dataclasses.replace(plate, n_frames=n_long, fps=2.5))
+    decode_long = decode_rate(long)
+    print(f"{'decode alone, ' + str(n_long) + ' frames at 2.5 fps':<52}{n_long:>7}{decode_long:>8.1f}")
+    stats = mask_rate([long], scratch / "speed_out", args.model, default, "cpu", 1, "fused")
+    print_rates(f"cpu fused, interval {default}, {n_long} frames at 2.5 fps", stats, decode_long)
 
 
 def print_rates(case: str, stats: dict, decode: float) -> None:

@@ -411,3 +411,84 @@ def test_a_worm_lying_along_a_ring_as_dark_as_itself_is_found_where_the_net_remo
     assert fusion.n_worms == 1 and fusion.regions[worm > 0].all()
     far = ring.astype(bool) & (np.arange(120)[:, None] < 70)
     assert np.all(fusion.background[far] == 150.0)  # the ring stays
+
+
+def test_a_change_of_a_worms_size_between_temporal_backgrounds_is_told_from_noise():
+    from wormclean.segment.background import worm_sized_change
+
+    rng = np.random.default_rng(4)
+    plate = (170 + 20 * cv2.GaussianBlur(rng.normal(0, 1, (200, 200)), (0, 0), 6)).astype(np.float32)
+    stats = WormStats(n_blobs=10, area=120.0, width=4.0, length=30.0, contrast=60.0, source="video")
+
+    def median_of_noise(image):
+        return (image + rng.normal(0, 1.0, image.shape)).astype(np.float32)
+
+    reference = median_of_noise(plate)
+    assert not worm_sized_change(1.1 * median_of_noise(plate), reference, 10, stats)  # noise and flicker
+    specks = median_of_noise(plate)
+    specks[rng.integers(0, 200, 60), rng.integers(0, 200, 60)] -= 40  # scattered pixels, no blob
+    assert not worm_sized_change(specks, reference, 10, stats)
+    stopped = median_of_noise(plate)
+    cv2.line(stopped, (40, 50), (70, 60), 110.0, 4)  # a worm that stopped
+    assert worm_sized_change(stopped, reference, 10, stats)
+    assert worm_sized_change(reference, stopped, 10, stats)  # and one that moved off
+    small = median_of_noise(plate)
+    small[50:53, 50:54] -= 40  # 12 pixels: under half the smallest worm
+    assert not worm_sized_change(small, reference, 10, stats)
+
+
+def _plate_with_a_rod(path, n_frames: int, rod_until: int | None = None):
+    """A plate at 0.1 frames/s, so that 30 frames span the 300 s a window's samples are taken over: four worms
+    (dark rods) somewhere new in every frame, and a still one at the same place in the frames before
+    ``rod_until`` (all when None)."""
+    from wormclean.io.writer import EncoderSettings, VideoWriter
+
+    rng = np.random.default_rng(5)
+    plate = 170 + 15 * cv2.GaussianBlur(rng.normal(0, 1, (128, 128)), (0, 0), 5)
+    with VideoWriter(path, 0.1, EncoderSettings(crf=0, preset="ultrafast")) as writer:
+        for index in range(n_frames):
+            frame = plate + rng.normal(0, 1.0, plate.shape)
+            for _ in range(4):
+                x, y = rng.uniform(20, 108, 2)
+                angle = rng.uniform(0, np.pi)
+                end = (int(x + 12 * np.cos(angle)), int(y + 12 * np.sin(angle)))
+                cv2.line(frame, (int(x - 12 * np.cos(angle)), int(y - 12 * np.sin(angle))), end, 110.0, 4)
+            if rod_until is None or index < rod_until:
+                cv2.line(frame, (30, 40), (55, 50), 110.0, 4)
+            writer.write(np.clip(np.rint(frame), 0, 255).astype(np.uint8))
+    return path
+
+
+def _net_runs(cleaner, monkeypatch) -> list[int]:
+    """Count the cleaner's runs of the net over whole frames."""
+    runs: list[int] = []
+    backgrounds = cleaner.backgrounds
+
+    def counted(frames):
+        runs.append(len(frames))
+        return backgrounds(frames)
+
+    monkeypatch.setattr(cleaner, "backgrounds", counted)
+    return runs
+
+
+@pytest.mark.parametrize("rod_until, net_windows", [(None, [0, 0, 0]), (30, [0, 30, 30])])
+def test_a_later_window_keeps_the_nets_immobile_worms_unless_something_of_a_worms_size_changed(
+    trained_video_model, tmp_path, monkeypatch, rod_until, net_windows
+):
+    video = _plate_with_a_rod(tmp_path / "plate.mp4", 90, rod_until)
+    cleaner = Cleaner.load(trained_video_model, device="cpu")
+    runs = _net_runs(cleaner, monkeypatch)
+    report: dict = {}
+    masks = list(cleaner.iter_masks(video, 30, report=report))
+    assert len(masks) == 90 and report["background"] == "fused"
+    assert [w["start"] for w in report["windows"]] == [0, 30, 60]
+    assert [w["net_run_at_window"] for w in report["windows"]] == net_windows
+    assert len(runs) == len(set(net_windows))  # the net ran once per window it is said to have run for
+    # The still rod is found as a worm in every frame while it is there, reused windows included, and not after.
+    rod = np.zeros((128, 128), np.uint8)
+    cv2.line(rod, (30, 40), (55, 50), 1, 2)
+    rod = rod.view(bool)
+    found = np.array([worms[rod].mean() > 0.8 for _, _, worms in masks])
+    there = np.arange(90) < (90 if rod_until is None else rod_until)
+    assert found[there].mean() >= 0.95 and found[~there].sum() <= 0.1 * (~there).sum()

@@ -3,8 +3,11 @@
 The video is cut into windows of ``bgnd_interval`` frames. For each, a second reader decodes a few sample
 frames spread around the window (keyframes where the video has enough of them, so each sample costs one frame's
 decode, not a decode from the previous keyframe) and their flicker-normalised median is the window's temporal
-background. The moving worms of the samples calibrate what a worm looks like in this video; the net runs once
-per window, on the temporal background, and the two are fused (:mod:`wormclean.segment.background`). Window 0
+background. The moving worms of the samples calibrate what a worm looks like in this video; the net runs on the
+temporal background, and the two are fused (:mod:`wormclean.segment.background`). A later window whose temporal
+background holds nothing of a worm's size that the last one the net ran on did not (and the reverse) keeps
+that window's immobile worms and calibration, and the net is not run again: on a plate where nothing changes,
+a window then costs its sample frames and their median, not a pass of the net over the whole frame. Window 0
 is made before the first frame is segmented; the others in a thread, ahead of the frames that need them.
 
 Where a temporal background cannot hold (too few frames, a stage or camera that moves), the net's own schedule
@@ -27,9 +30,11 @@ from wormclean.segment.background import (
     WormStats,
     calibrate_worms,
     changed_fraction,
+    fill_worm_regions,
     fuse_backgrounds,
     ghost_ratio,
     temporal_background,
+    worm_sized_change,
 )
 from wormclean.segment.threshold import background_level
 from wormclean.threads import END, Producer
@@ -119,6 +124,8 @@ class WindowBackground:
     n_candidates: int = 0  # regions the net removes from the temporal background
     n_worms: int = 0  # of those, the immobile worms: the plate is filled in there
     worm_regions: np.ndarray | None = None  # bool (H, W), the immobile worms (grown), where the plate is filled in
+    reference: np.ndarray | None = None  # float32 (H, W), the temporal background the net was run on (fused)
+    net_window: int | None = None  # first frame of the window whose net run found worm_regions (fused)
 
     def report(self) -> dict:
         """Plain values for the output file."""
@@ -128,6 +135,7 @@ class WindowBackground:
             "worm_stats": self.stats.to_dict(),
             "net_regions": self.n_candidates,
             "immobile_worm_regions": self.n_worms,
+            "net_run_at_window": self.net_window,
         }
 
 
@@ -185,7 +193,12 @@ class WindowSchedule:
         finally:
             source.close()
 
-    def _make(self, window: Window, frames: list[np.ndarray]) -> WindowBackground:
+    def _make(
+        self, window: Window, frames: list[np.ndarray], previous: WindowBackground | None = None
+    ) -> WindowBackground:
+        """The background of ``window`` from its sample ``frames``. With the ``previous`` window's background, a
+        fused one: where nothing of a worm's size has come or gone in the temporal background since the net last
+        ran, the net's immobile worms are carried over and the net (most of a window's work) is not run again."""
         cleaner = self.cleaner
         delta = cleaner.delta_for(self.reader.bit_depth)
         if len(frames) < min(len(window.samples), MIN_TEMPORAL_FRAMES):
@@ -203,6 +216,14 @@ class WindowSchedule:
                 f"the worms moved too little over the sampled frames for their median to show the plate under them "
                 f"(ghost ratio {ghosts:.2f})"
             )
+        if (
+            cleaner.background_mode == "fused"
+            and previous is not None
+            and previous.reference is not None
+            and not worm_sized_change(temporal, previous.reference, delta, previous.stats)
+        ):
+            filled = fill_worm_regions(temporal, previous.worm_regions, previous.stats)
+            return replace(previous, window=window, background=filled)
         stats = calibrate_worms(frames[::CALIBRATION_STRIDE], temporal, cleaner.dark_worms, delta)
         if stats is None:
             stats = self._previous_stats or cleaner.worm_prior((self.reader.height, self.reader.width), delta)
@@ -212,7 +233,8 @@ class WindowSchedule:
         as_frame = np.clip(np.rint(temporal), 0, np.iinfo(self.reader.dtype).max).astype(self.reader.dtype)
         net = cleaner.backgrounds([as_frame])[0]
         fusion = fuse_backgrounds(temporal, net, cleaner.dark_worms, delta, stats)
-        return WindowBackground(window, fusion.background, stats, fusion.n_candidates, fusion.n_worms, fusion.regions)
+        return WindowBackground(window, fusion.background, stats, fusion.n_candidates, fusion.n_worms, fusion.regions,
+                                reference=temporal, net_window=window.start)
 
     def _make_later(self, window: Window, frames: list[np.ndarray], previous: WindowBackground) -> WindowBackground:
         """A window after the first; where its temporal background does not hold, the net's background of its
@@ -221,7 +243,7 @@ class WindowSchedule:
         if window.samples == previous.window.samples:
             return replace(previous, window=window)
         try:
-            return self._make(window, frames)
+            return self._make(window, frames, previous)
         except TemporalUnavailable as reason:
             log.warning("%s: frames %d-%d: no background from the video (%s); using the net's there",
                         self.reader.path, window.start, window.stop - 1, reason)
@@ -242,13 +264,22 @@ class WindowSchedule:
             second.close()
 
     def backgrounds_at(self, indices: list[int]) -> dict[int, WindowBackground]:
-        """The backgrounds of the windows holding frames ``indices``, by frame index (for previews)."""
+        """The backgrounds of the windows holding frames ``indices``, by frame index (for previews).
+
+        As in the job, a window after the first keeps the immobile worms of the last window the net ran for
+        (here among the windows made) unless something of a worm's size changed since; where something changed
+        in a window between them, the job's background may differ from this one by what the net then found.
+        """
         needed = sorted({index // self.window_frames for index in indices})
+        made: dict[int, WindowBackground] = {}
+        previous = None
         with open_video(self.reader.path) as second:
-            made = {
-                window.start: self._make(window, frames)
-                for window, frames in self._samples(second, [self.windows[number] for number in needed])
-            }
+            for window, frames in self._samples(second, [self.windows[number] for number in needed]):
+                if previous is not None and window.samples == previous.window.samples:
+                    previous = replace(previous, window=window)
+                else:
+                    previous = self._make(window, frames, previous)
+                made[window.start] = previous
         return {index: made[(index // self.window_frames) * self.window_frames] for index in indices}
 
     # -- consumer ---------------------------------------------------------------------------------------

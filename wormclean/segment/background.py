@@ -22,7 +22,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.morphology import skeletonize
 
-from wormclean.segment.threshold import brightness_gain, label_components, worm_signal
+from wormclean.segment.blobs import outer_contours
+from wormclean.segment.threshold import blob_areas, brightness_gain, label_components, worm_signal
 
 _LEVEL_SAMPLES = 65536
 
@@ -500,16 +501,42 @@ def fuse_backgrounds(
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     chosen |= limb_bodies & ~_stretches(limb_bodies, structure, stats)
     n_worms = label_components(chosen)[0] - 1
-    fused = temporal.copy()
-    grow = max(1, math.ceil(stats.width / 2))
+    grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
-    if region.any():
+    return Fusion(fill_worm_regions(temporal, region, stats), region, len(features.area), n_worms)
+
+
+def _fill_radius(stats: WormStats) -> int:
+    """How far the immobile worms are grown before they are filled in: half a worm's width."""
+    return max(1, math.ceil(stats.width / 2))
+
+
+def fill_worm_regions(temporal: np.ndarray, regions: np.ndarray, stats: WormStats) -> np.ndarray:
+    """The temporal background with the immobile worms' ``regions`` (bool ``(H, W)``, :attr:`Fusion.regions`)
+    filled in from the plate around them: float32 ``(H, W)``, a new array."""
+    fused = temporal.copy()
+    if regions.any():
         # Filled in from the plate around each worm (Navier-Stokes inpainting): 0.66 grey levels from the true
         # background inside the immobile worms of the 2048x2048 tuning plate, where the shipped net's own
         # background is 2-3.6 away.
-        fused[region] = _fill_in(temporal, region, max(3, grow))[region]
-    return Fusion(fused, region, len(features.area), n_worms)
+        fused[regions] = _fill_in(temporal, regions, max(3, _fill_radius(stats)))[regions]
+    return fused
+
+
+def worm_sized_change(temporal: np.ndarray, reference: np.ndarray, delta: float, stats: WormStats) -> bool:
+    """Whether a temporal background differs from an earlier one (``reference``, flicker-compensated) by more
+    than half of ``delta``, either way, over a blob of at least half the smallest worm (``stats.min_area``).
+
+    Where it does not, the earlier fusion's decisions hold for the new background: nothing a worm's size has come
+    or gone (an immobile worm that moved off, a worm that stopped, a drop of condensation). The noise of a median
+    of 21 frames leaves single pixels over the bound, not blobs; on a noisy video it may, and the answer is then
+    "changed", which only costs the full fusion.
+    """
+    gain = np.float32(brightness_gain(temporal, reference))
+    difference = cv2.absdiff(temporal.astype(np.float32, copy=False), reference.astype(np.float32) * gain)
+    changed = cv2.compare(difference, 0.5 * delta, cv2.CMP_GT)
+    return bool((blob_areas(outer_contours(changed)) >= max(1.0, 0.5 * stats.min_area)).any())
 
 
 def _stretches(regions: np.ndarray, structure: np.ndarray, stats: WormStats) -> np.ndarray:
