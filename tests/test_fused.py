@@ -492,3 +492,22 @@ def test_a_later_window_keeps_the_nets_immobile_worms_unless_something_of_a_worm
     found = np.array([worms[rod].mean() > 0.8 for _, _, worms in masks])
     there = np.arange(90) < (90 if rod_until is None else rod_until)
     assert found[there].mean() >= 0.95 and found[~there].sum() <= 0.1 * (~there).sum()
+
+
+def test_label_medians_are_scipys():
+    from scipy import ndimage
+
+    from wormclean.segment.background import label_medians
+
+    rng = np.random.default_rng(6)
+    labels = np.zeros((300, 300), np.int32)
+    for label in range(1, 41):  # rectangles of odd and even pixel counts, some overlapping others
+        top, left = rng.integers(0, 280, 2)
+        labels[top : top + rng.integers(1, 20), left : left + rng.integers(1, 20)] = label
+    values = rng.normal(0, 10, labels.shape).astype(np.float32)
+    values[::7] = np.round(values[::7])  # ties
+    present = np.unique(labels[labels > 0])
+    assert len(present) > 30
+    got = label_medians(values, labels, 45)
+    assert np.allclose(got[present - 1], ndimage.median(values, labels, present), rtol=0, atol=1e-5)
+    assert np.all(got[np.setdiff1d(np.arange(1, 46), present) - 1] == 0)

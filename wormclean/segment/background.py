@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.morphology import skeletonize
@@ -469,7 +468,7 @@ def fuse_backgrounds(
     back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
     level = np.zeros(len(features.area) + 1, np.float32)
     if len(features.area):
-        level[1:] = ndimage.median(removed, features.labels, np.arange(1, len(features.area) + 1))
+        level[1:] = label_medians(removed, features.labels, len(features.area))
     core_level = np.maximum(0.7 * stats.contrast, CORE_OVER_REGION * level)[features.labels]
     core = cv2.dilate((rejected & (removed > core_level)).astype(np.uint8), back_disc).view(bool)
     cores = blob_features(core & rejected, removed)
@@ -505,6 +504,25 @@ def fuse_backgrounds(
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
     return Fusion(fill_worm_regions(temporal, region, stats), region, len(features.area), n_worms)
+
+
+def label_medians(values: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """The median of ``values`` over each label 1 to ``n_labels`` of ``labels`` (0: none), the mean of the two
+    middle values for an even count, 0 for a label with no pixels: float64 ``(n_labels,)``, what
+    ``scipy.ndimage.median`` gives, from one sort of the labelled pixels (10 ms against 1 s for 70 regions of a
+    2048x2048 frame)."""
+    inside = labels > 0
+    label, value = labels[inside], values[inside].astype(np.float64)
+    order = np.lexsort((value, label))
+    label, value = label[order], value[order]
+    counts = np.bincount(label, minlength=n_labels + 1)[1 : n_labels + 1]
+    starts = np.cumsum(counts) - counts
+    medians = np.zeros(n_labels)
+    some = counts > 0
+    low = value[starts[some] + (counts[some] - 1) // 2]
+    high = value[starts[some] + counts[some] // 2]
+    medians[some] = (low + high) / 2
+    return medians
 
 
 def _fill_radius(stats: WormStats) -> int:
