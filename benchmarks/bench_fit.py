@@ -5,14 +5,19 @@
 Simulates two videos (cached in --work), then measures patches/s of
   - decode only: the key frames a LaggedPatchDataset decodes per video, as frames/s;
   - data pipeline: LaggedPatchDataset patches (crop, flips, swap) through a DataLoader, no net;
-  - full step: the same batches through forward, L1 loss, backward and Adam, for each --widths.
+  - full step: the same batches through forward, L1 loss, backward and Adam, for each --widths: on the CPU
+    once with malloc's defaults and once with freed memory kept for reuse, as ``fit`` runs
+    (:func:`wormclean.memory.keep_freed_memory`), each in a fresh process, with its peak memory.
 The pipeline must be much faster than the step, or training would wait on data.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -20,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from wormclean.data.patches import LaggedPatchDataset
 from wormclean.io import open_video
+from wormclean.memory import keep_freed_memory
 from wormclean.model.modelfile import Normalisation
 from wormclean.model.unet import UNet, UNetConfig
 from wormclean.sim import SimulationSettings, write_simulation
@@ -83,6 +89,15 @@ def step_rate(paths, width: int, depth: int, patch_size: int, batch_size: int, s
     return steps * batch_size / (time.perf_counter() - started)
 
 
+def _fresh_step_rate(paths, width, depth, patch_size, batch_size, steps, device, keep) -> tuple[float, float]:
+    """:func:`step_rate` in this (fresh) process, after :func:`keep_freed_memory` if ``keep``; and the peak
+    memory of the process in GB."""
+    if keep:
+        keep_freed_memory()
+    rate = step_rate(paths, width, depth, patch_size, batch_size, steps, device)
+    return rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.cache"))
@@ -101,13 +116,18 @@ def main() -> None:
     for device in devices:
         for width in (int(w) for w in args.widths.split(",")):
             depth = 5 if width >= 48 else 4
-            rate = step_rate(paths, width, depth, args.patch_size, args.batch_size, args.steps, device)
-            rows.append((f"full step, width {width} depth {depth}", device, f"{rate:.1f} patches/s"))
+            for keep in (False, True) if device == "cpu" else (False,):
+                job = (paths, width, depth, args.patch_size, args.batch_size, args.steps, device, keep)
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    rate, peak_gb = pool.submit(_fresh_step_rate, *job).result()
+                malloc = (", freed memory kept (as fit)" if keep else ", malloc's defaults") if device == "cpu" else ""
+                rows.append((f"full step, width {width} depth {depth}{malloc}", device,
+                             f"{rate:.1f} patches/s, peak {peak_gb:.1f} GB"))
     print(f"\nTraining throughput, {args.size}x{args.size} videos, {args.patch_size}x{args.patch_size} patches, "
           f"batch {args.batch_size}, torch threads {torch.get_num_threads()}")
-    print(f"{'what':<34} {'device':<7} rate")
+    print(f"{'what':<68} {'device':<7} rate")
     for what, device, rate in rows:
-        print(f"{what:<34} {device:<7} {rate}")
+        print(f"{what:<68} {device:<7} {rate}")
 
 
 if __name__ == "__main__":

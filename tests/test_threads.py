@@ -70,3 +70,28 @@ def test_consumer_handles_in_order_and_raises_its_error_at_the_next_call():
         for item in range(1, 100):
             failing.put(item)
         failing.finish()
+
+
+def test_freed_feature_maps_are_reused_rather_than_faulted_in_afresh():
+    """After keep_freed_memory, a pass of a net over a 1024x1024 input takes its feature maps (32-64 MB each)
+    from malloc's heap instead of fresh pages: 16,000 page faults a pass here, against 175,000-225,000 without
+    it (each pass, every pass)."""
+    import resource
+    import sys
+
+    import torch
+
+    from wormclean.memory import keep_freed_memory
+    from wormclean.model.unet import UNet, UNetConfig
+
+    if not sys.platform.startswith("linux"):
+        assert keep_freed_memory() is False
+        return
+    assert keep_freed_memory() is True
+    net = UNet(UNetConfig(width=8, depth=3)).eval()
+    image = torch.rand(1, 1, 1024, 1024)
+    with torch.inference_mode():
+        net(image)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        net(image)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 50_000

@@ -28,6 +28,7 @@ import torch
 
 from wormclean.errors import ModelFileError, VideoError
 from wormclean.io import VideoReader, open_video
+from wormclean.memory import keep_freed_memory
 from wormclean.model.modelfile import ModelFile, load_model
 from wormclean.model.registry import resolve_model
 from wormclean.predict.inference import (
@@ -120,6 +121,8 @@ class Cleaner:
         NetSettings(str(device), tile_size, batch_size)  # checks them; the defaults come with the device
         self.model = model
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # the net's feature maps, reused rather than faulted in afresh
         self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE[self.device.type]
         self.threshold = self.segmentation.threshold

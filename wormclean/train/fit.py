@@ -29,6 +29,7 @@ from wormclean.data.shards import ProcessGroup
 from wormclean.data.training_data import TrainingData
 from wormclean.errors import SettingsError, TrainingError
 from wormclean.io.atomic import atomic_output, check_folder_writable
+from wormclean.memory import keep_freed_memory
 from wormclean.model.device import resolve_device
 from wormclean.model.modelfile import ModelFile, Normalisation, load_model, save_model
 from wormclean.model.unet import UNet, UNetConfig
@@ -213,6 +214,8 @@ def train(
     processes together, and rank 0 alone writes the outputs.
     """
     with process_group(resolve_device(settings.device)) as (group, device):
+        if device.type == "cpu":
+            keep_freed_memory()  # each step's feature maps, reused rather than faulted in afresh
         return _train(data, settings, output, init, resume, progress, group, device)
 
 
