@@ -18,11 +18,12 @@ def keep_freed_memory() -> bool:
 
     By default glibc maps every block over 32 MB afresh and unmaps it when freed, so each of a CPU net's
     feature maps (tens to hundreds of MB for a 1024x1024 tile) is faulted in page by page from zeroed memory:
-    800,000 page faults and 2 s of system time per pass of the shipped model over a 2048x2048 frame here. Kept
-    in the heap, the same pass takes 1.4-1.5 s against 2.6-3.0 s, and a training step of 16 patches of 256x256
-    3.6x less time (width 16; 1.7x at width 48), for a peak memory up to half as large again (blocks freed in
-    one place are not always reused in another). A :class:`~wormclean.predict.cleaner.Cleaner` on the CPU and
-    each training run on the CPU call it; it acts once per process.
+    820,000 page faults and half the CPU time of a pass of the shipped model over a 2048x2048 frame here. Kept
+    in the heap, the same pass takes 1.0 s against 2.0 s, and a training step of 16 patches of 256x256 runs
+    2.4-2.7x as fast (width 16; 1.5-1.8x at width 48, ``benchmarks/bench_fit.py``), for a peak memory about
+    a third larger (blocks freed in one place are not always reused in another). A
+    :class:`~wormclean.predict.cleaner.Cleaner` on the CPU and each training run on the CPU call it; it acts
+    once per process.
     """
     if not sys.platform.startswith("linux"):
         return False
