@@ -199,6 +199,8 @@ class WindowSchedule:
         """The background of ``window`` from its sample ``frames``. With the ``previous`` window's background, a
         fused one: where nothing of a worm's size has come or gone in the temporal background since the net last
         ran, the net's immobile worms are carried over and the net (most of a window's work) is not run again."""
+        if previous is not None and window.samples == previous.window.samples:
+            return replace(previous, window=window)  # a video shorter than the sampling span: one background
         cleaner = self.cleaner
         delta = cleaner.delta_for(self.reader.bit_depth)
         if len(frames) < min(len(window.samples), MIN_TEMPORAL_FRAMES):
@@ -240,8 +242,6 @@ class WindowSchedule:
         """A window after the first; where its temporal background does not hold, the net's background of its
         first sample (or the previous window's background) stands in. Windows sampled from the same frames (a
         video shorter than the sampling span) share one background."""
-        if window.samples == previous.window.samples:
-            return replace(previous, window=window)
         try:
             return self._make(window, frames, previous)
         except TemporalUnavailable as reason:
@@ -275,11 +275,7 @@ class WindowSchedule:
         previous = None
         with open_video(self.reader.path) as second:
             for window, frames in self._samples(second, [self.windows[number] for number in needed]):
-                if previous is not None and window.samples == previous.window.samples:
-                    previous = replace(previous, window=window)
-                else:
-                    previous = self._make(window, frames, previous)
-                made[window.start] = previous
+                previous = made[window.start] = self._make(window, frames, previous)
         return {index: made[(index // self.window_frames) * self.window_frames] for index in indices}
 
     # -- consumer ---------------------------------------------------------------------------------------
