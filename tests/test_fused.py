@@ -278,15 +278,21 @@ def test_a_crisp_stretch_of_a_thin_line_is_no_worm_and_a_worm_lying_on_it_is():
         assert np.all(fusion.background[40:44, 10:50] == 170.0)
 
 
-def test_a_short_crisp_stretch_of_a_line_is_no_worm_however_dark():
-    # Where a ring runs along a pixel row it can be over twice as dark as the rest of it; a stretch shorter than
-    # most of a worm, with the line going on past both its ends, is the line.
+@pytest.mark.parametrize("length", [15, 24])
+def test_a_short_crisp_stretch_of_a_line_is_no_worm_however_dark(length):
+    # Where a ring runs along a pixel row it can be over twice as dark as the rest of it; a straight stretch
+    # shorter than most of a worm (a tuning plate's: 0.70 of a worm), with the line going on past both its ends,
+    # is the line.
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[40:44, 10:150] = 170.0  # a thin line, 30 grey levels dark
-    temporal[40:44, 70:85] = 130.0  # a crisp stretch, 70 dark, 15 pixels long (a worm: 30)
+    temporal[40:44, 70:70 + length] = 130.0  # a crisp stretch, 70 dark (a worm: 30 pixels long)
     net = temporal.copy()
-    net[40:44, 70:85] = 200.0  # the net removes that stretch only
-    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    net[40:44, 70:70 + length] = 200.0  # the net removes that stretch only
+    stats = _calibrated(temporal)
+    stretch = np.zeros(temporal.shape, bool)
+    stretch[40:44, 70:70 + length] = True
+    assert blob_features(stretch, temporal).length[0] < (0.7 if length == 15 else 0.8) * stats.length
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
     assert fusion.n_worms == 0 and not fusion.regions.any()
 
 

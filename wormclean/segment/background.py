@@ -685,15 +685,15 @@ def _removed_more_than_its_host(piece: np.ndarray, rest: np.ndarray, removed: np
 def _a_stretch(piece: np.ndarray, ratio: float, others: np.ndarray, dark: np.ndarray, stats: WormStats) -> bool:
     """Whether a ``piece`` of a long structure, ``ratio`` times as dark as the rest of it, is a stretch of it: the
     structure (``others``) goes on past both its ends (:func:`_goes_on`) and it is less than 1.6 times as dark, or
-    straight and shorter than 0.7 of a worm. A crisp stretch of a ring where it runs along a pixel row is straight
-    and can be dark: 2.2 times the rest, and 0.55 of a worm long, on an unseen plate. A worm lying along a line is
-    whole, and one lying partly on it curves."""
+    straight and shorter than 0.8 of a worm. A crisp stretch of a ring where it runs along a pixel row is straight
+    and can be dark: 2.2 times the rest and 0.55 of a worm long on an unseen plate, 1.77 times and 0.70 long on
+    a tuning plate (9601). A worm lying along a line is whole, and one lying partly on it curves."""
     if not _goes_on(piece, others, stats):
         return False
     if ratio < 1.6:
         return True
     shape = blob_features(piece, dark, labelled=False)
-    return bool(shape.straightness[0] >= 0.9 and shape.length[0] < 0.7 * stats.length)
+    return bool(shape.straightness[0] >= 0.9 and shape.length[0] < 0.8 * stats.length)
 
 
 def _off_long_structure(
@@ -708,7 +708,7 @@ def _off_long_structure(
     surroundings, found as the candidates are but in the temporal background alone) is more than one and a half
     worms long and half as large again as the region, the region must be clearly darker than the rest of it (a
     worm lying across an old track is; a stretch of a fibre is not) to stay: 1.4 times the rest's median darkness,
-    or 1.6 times (and curved or 0.7 of a worm long) where the structure goes on past both of the region's ends
+    or 1.6 times (and curved or 0.8 of a worm long) where the structure goes on past both of the region's ends
     (:func:`_a_stretch`). A thin line's darkness varies along it with how it falls on the pixel grid, crisp where
     it runs along a row and smeared where it runs diagonally (a crisp stretch of a tuning plate's ring: 1.43 times
     the rest), while a worm lying on a line adds its own (1.95 and 2.79 on the tuning plates). ``dark`` is the
