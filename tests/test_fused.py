@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -306,6 +307,40 @@ def test_a_worm_touching_a_line_as_dark_as_itself_by_its_tail_is_found_and_the_l
     fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
     assert fusion.n_worms == 1 and fusion.regions[66:90][worm[66:90] > 0].all()
     assert np.all(fusion.background[58:62, :65] == 150.0) and np.all(fusion.background[58:62, 100:] == 150.0)
+
+
+@pytest.mark.parametrize("path", [
+    [[80, 44], [85, 52], [80, 60], [85, 68], [80, 75]],  # across the line, each end sticking out 0.4 of a worm
+    [[68, 60], [73, 67], [67, 75], [73, 83]],  # its head in the line
+])
+def test_a_worm_lying_partly_on_a_line_as_dark_as_itself_is_found_and_the_line_stays(path):
+    # What sticks out of the line is too short to be a worm; the part on the line is darker than the line (the
+    # worm adds its own darkness), and the net removed both: joined, they are the whole worm.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[58:62, :] = 150.0  # a marker line across the field, as dark and thick as a worm
+    worm = np.zeros(temporal.shape, np.uint8)
+    cv2.polylines(worm, [np.array(path, np.int32)], False, 1, thickness=4)
+    temporal[worm > 0] = 150.0
+    on_line = np.zeros(temporal.shape, bool)
+    on_line[58:62] = True
+    temporal[(worm > 0) & on_line] = 110.0
+    net = np.full_like(temporal, 200.0)  # the net removes the line and the worm
+    stats = _calibrated(temporal)
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 1 and fusion.regions[worm > 0].all()
+    assert np.all(fusion.background[58:62, :40] == 150.0) and np.all(fusion.background[58:62, 120:] == 150.0)
+
+
+def test_a_faint_fibre_crossing_a_track_is_no_worm():
+    # From tuning plate 10501 (all worms moving): a faint curved fibre crosses a fainter track, and the net removes
+    # both. Joined, the fibre's arms and the darker crossing look like a worm lying on the track, but the arms
+    # are a quarter as dark as a worm.
+    data = np.load(Path(__file__).parent / "data" / "fusion_fibre_across_track.npz")
+    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
+                      float(data["contrast"]), "video")
+    temporal, net = data["temporal"].astype(np.float32), data["net"].astype(np.float32)
+    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    assert fusion.n_worms == 0 and not fusion.regions.any()
 
 
 def test_a_stretch_of_a_ring_cut_off_at_a_gap_the_net_left_is_no_worm():

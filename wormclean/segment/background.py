@@ -31,6 +31,10 @@ CORE_OVER_REGION = 1.4
 median, when that is above 0.7 of a worm's contrast (worms lying along a ring they are as dark as: 1.6 times the
 ring, on plate 10503)."""
 
+CORE_OVER_HOST = 1.3
+"""A worm lying partly on a ring or a line as dark as itself: the net removed this many times as much where it
+lies on it as on the rest of it (1.39-1.63 on the tuning plates; a letter crossed by a track: 1.24)."""
+
 REMOVED_OVER_HOST = 1.5
 """A region on a long structure as dark as itself stays if the net removed this many times what it removed of the
 rest of the structure (and the region is curved and a worm long; see :func:`_removed_more_than_its_host`)."""
@@ -498,7 +502,34 @@ def fuse_backgrounds(
         & (limbs.contrast >= 0.75 * stats.contrast)
     )
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
-    chosen |= limb_bodies & ~_stretches(limb_bodies, structure, stats)
+    stretches = _stretches(limb_bodies, structure, stats)
+    # A worm lying partly on such a structure, across it or with its head in it: the part on the structure is its
+    # dark core (the net removed the worm and the structure there), and what sticks out is a limb, maybe too
+    # short to be a worm. Joined, limbs and core are the whole worm.
+    limb_pixels = ((limbs.labels > 0) | _limbs(merged, stats, (0.15, 0.6))) & ~stretches
+    on_structure = core & rejected
+    square = np.ones((3, 3), np.uint8)
+    bridges = (cv2.dilate(limb_pixels.astype(np.uint8), square).view(bool)
+               & cv2.dilate(on_structure.astype(np.uint8), square).view(bool) & candidates)  # where they touch
+    joined = (limb_pixels | on_structure | bridges) & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
+    wholes = blob_features(joined, removed)
+    with_limb = np.zeros(len(wholes.area) + 1, bool)
+    with_limb[np.unique(wholes.labels[limb_pixels & joined])] = True
+    with_core = np.zeros(len(wholes.area) + 1, bool)
+    with_core[np.unique(wholes.labels[on_structure & joined])] = True
+    worm_wholes = (
+        with_limb[1:] & with_core[1:]
+        & is_worm_like(wholes, stats)
+        & ~in_text_rows(wholes, stats)
+        & (wholes.length >= 0.7 * stats.length)
+        & (wholes.area >= 0.5 * stats.area)
+        & (wholes.straightness < 0.9)
+    )
+    for k in np.flatnonzero(worm_wholes).tolist():
+        worm_wholes[k] = _on_a_host(wholes.labels == k + 1, features.labels, limb_pixels, on_structure, removed,
+                                    stats, disc)
+    whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
+    chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
     n_worms = label_components(chosen)[0] - 1
     grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -611,12 +642,13 @@ def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
     return filled[pad:-pad, pad:-pad]
 
 
-def _limbs(mask: np.ndarray, stats: WormStats) -> np.ndarray:
+def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[float, float] = (0.6, 1.5)) -> np.ndarray:
     """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: bool
     ``(H, W)``.
 
     A limb is a stretch of a region's centreline from a free end to the first junction, of about a worm's length
-    (0.6 to 1.5 worms); its body is the part of the region nearer to it than to the rest of the centreline.
+    (``lengths``: 0.6 to 1.5 worms); its body is the part of the region nearer to it than to the rest of the
+    centreline.
     """
     n_labels, labels, blob_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8,
                                                                        ltype=cv2.CV_32S)
@@ -640,12 +672,31 @@ def _limbs(mask: np.ndarray, stats: WormStats) -> np.ndarray:
             if stretch == 0:
                 continue
             limb = stretches == stretch
-            if not 0.6 * stats.length <= _skeleton_length(limb) <= 1.5 * stats.length:
+            if not lengths[0] * stats.length <= _skeleton_length(limb) <= lengths[1] * stats.length:
                 continue
             to_limb = cv2.distanceTransform((~limb).astype(np.uint8), cv2.DIST_L2, 3)
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
             bodies[box] |= (blob & (to_limb < to_rest))[1:-1, 1:-1]
     return bodies
+
+
+def _on_a_host(whole: np.ndarray, regions: np.ndarray, limbs: np.ndarray, cores: np.ndarray, removed: np.ndarray,
+               stats: WormStats, disc: np.ndarray) -> bool:
+    """Whether a ``whole`` (bool ``(H, W)``) joined from ``limbs`` and ``cores`` is a worm lying on a structure:
+    what sticks out is as dark as half a worm, and the part on the structure is :data:`CORE_OVER_HOST` times as
+    dark as the rest of the structure (the rest of its candidate region in ``regions``, labels ``(H, W)``), as a
+    worm adds its own darkness. A letter crossed by a fainter track, or a fibre crossing one, is joined the same
+    way, but the letter's core is hardly darker than the other letters (1.24 times, on a tuning plate), and a
+    fibre is faint."""
+    ys, xs = np.nonzero(whole)
+    pad = 2 * disc.shape[0]
+    box = (slice(max(0, ys.min() - pad), ys.max() + pad + 1), slice(max(0, xs.min() - pad), xs.max() + pad + 1))
+    whole = whole[box]
+    region = regions[box] == np.bincount(regions[box][whole]).argmax()
+    host = region & ~cv2.dilate(whole.astype(np.uint8), disc).view(bool)
+    if not host.any() or np.median(removed[box][whole & limbs[box]]) < 0.5 * stats.contrast:
+        return False
+    return bool(np.median(removed[box][whole & cores[box]]) >= CORE_OVER_HOST * np.median(removed[box][host]))
 
 
 def _from_past_the_edge(piece: np.ndarray, dark: np.ndarray, box: tuple[slice, slice], shape) -> bool:
