@@ -27,6 +27,8 @@ Usage::
 
     python benchmarks/bench_accuracy.py                  # the suite and the real plate (about 20 CPU minutes)
     python benchmarks/bench_accuracy.py --quick          # two small plates, to check that it works
+    python benchmarks/bench_accuracy.py --offsets -500 -300 -200 300 400 --wormclean-only
+                                                         # the tuning plates, fused default against the ceiling
 """
 
 from __future__ import annotations
@@ -90,26 +92,28 @@ def tierpsy_default_mask(frame: np.ndarray, dark_worms: bool) -> np.ndarray:
     return mask.view(bool)
 
 
-def baseline_masks(frames, cleaner: Cleaner, stats: WormStats | None, truth_background=None) -> dict:
-    """Masks of the baselines, with wormclean's threshold and blob cleaning where they give a background."""
+def against(background, frames, dark_worms: bool, stats: WormStats | None) -> list[np.ndarray]:
+    """Masks of ``frames`` against ``background`` with wormclean's threshold and the blob limits it measured."""
     limits = (
         dict(min_area=stats.min_area, max_area=stats.max_area, max_hole=stats.max_hole)
         if stats is not None else dict(min_area=DEFAULT_MIN_AREA)
     )  # fmt: skip
+    return [segment(frame, background, dark_worms=dark_worms, **limits) for frame in frames]
+
+
+def baseline_masks(frames, cleaner: Cleaner, stats: WormStats | None, truth_background=None) -> dict:
+    """Masks of the baselines, with wormclean's threshold and blob cleaning where they give a background."""
     dark = cleaner.dark_worms
-
-    def against(background):
-        return [segment(frame, background, dark_worms=dark, **limits) for frame in frames]
-
+    min_area = stats.min_area if stats is not None else DEFAULT_MIN_AREA
     median = np.median(np.stack(frames), axis=0).astype(np.float32)
     subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)
     methods = {
-        "median projection": against(median),
-        "MOG2": [clean_mask(subtractor.apply(frame) > 0, limits["min_area"]) for frame in frames],
+        "median projection": against(median, frames, dark, stats),
+        "MOG2": [clean_mask(subtractor.apply(frame) > 0, min_area) for frame in frames],
         "Tierpsy default": [tierpsy_default_mask(frame, dark) for frame in frames],
     }
     if truth_background is not None:
-        methods["true background"] = against(truth_background)
+        methods["true background"] = against(truth_background, frames, dark, stats)
     return methods
 
 
@@ -124,13 +128,16 @@ def wormclean_masks(cleaner: Cleaner, video: Path) -> tuple[list[np.ndarray], Wo
 
 def suite(args, scratch: Path) -> None:
     model = load_model(resolve_model(args.model))
+    offsets = args.offsets if args.offsets is not None else [100 * repeat for repeat in range(args.seeds)]
     plates = {
-        (f"{name}, seed {settings['seed'] + 100 * repeat}" if args.seeds > 1 else name):
-            {**settings, "seed": settings["seed"] + 100 * repeat}
-        for repeat in range(args.seeds)
+        (f"{name}, seed {settings['seed'] + offset}" if len(offsets) > 1 or offset else name):
+            {**settings, "seed": settings["seed"] + offset}
+        for offset in offsets
         for name, settings in (QUICK if args.quick else SUITE).items()
     }  # fmt: skip
     columns = ["wormclean", "wormclean net", "median projection", "MOG2", "Tierpsy default", "true background"]
+    if args.wormclean_only:
+        columns = ["wormclean", "true background"]
     rows = []
     for name, settings in plates.items():
         settings = SimulationSettings(**{**COMMON, **settings})
@@ -144,8 +151,12 @@ def suite(args, scratch: Path) -> None:
         fused_here = Cleaner(model, device=args.device, dark_worms=settings.dark_worms)
         net_here = Cleaner(model, device=args.device, background="net", dark_worms=settings.dark_worms)
         masks, stats, seconds = wormclean_masks(fused_here, video)
-        methods = {"wormclean": masks, "wormclean net": wormclean_masks(net_here, video)[0]}
-        methods.update(baseline_masks(frames, fused_here, stats, truth.background))
+        methods = {"wormclean": masks}
+        if not args.wormclean_only:
+            methods["wormclean net"] = wormclean_masks(net_here, video)[0]
+            methods.update(baseline_masks(frames, fused_here, stats, truth.background))
+        else:
+            methods["true background"] = against(truth.background, frames, settings.dark_worms, stats)
         scores = {}
         for method, method_masks in methods.items():
             score = MaskScores()
@@ -199,13 +210,17 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="video model file or registered name (default: shipped)")
     parser.add_argument("--quick", action="store_true", help="two small plates, to check that it works")
     parser.add_argument("--seeds", type=int, default=2, help="each plate at this many seeds (its own, +100, ...)")
+    parser.add_argument("--offsets", type=int, nargs="+", default=None, metavar="K",
+                        help="each plate at its seed + K for each K instead (tuning seeds: -500 -300 -200 300 400)")
+    parser.add_argument("--wormclean-only", action="store_true",
+                        help="only the fused default and the true background (a tuning sweep); implies --skip-real")
     parser.add_argument("--scratch", type=Path, default=REPO / "scratch" / "bench_accuracy", help="cache folder")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-real", action="store_true", help="leave out the real plate")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     suite(args, args.scratch)
-    if not args.skip_real and not args.quick:
+    if not (args.skip_real or args.quick or args.wormclean_only):
         real_plate(args, args.scratch)
 
 
