@@ -343,6 +343,27 @@ def test_a_faint_fibre_crossing_a_track_is_no_worm():
     assert fusion.n_worms == 0 and not fusion.regions.any()
 
 
+def test_a_letter_a_ring_crosses_is_no_worm_when_its_label_shows():
+    # A label's letters, a ring as thick as a worm crossing one of them; the net removes most of both, and that
+    # letter whole, so it stands out of the ring as a worm would. The label's other letters are found as letters,
+    # and it stands in their row.
+    temporal = np.full((160, 300), 200.0, np.float32)
+    text = np.zeros(temporal.shape, np.uint8)
+    cv2.putText(text, "LAB 2026", (20, 90), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 3)
+    temporal[text > 0] = 160.0
+    ring = np.zeros(temporal.shape, np.uint8)
+    cv2.circle(ring, (179, 181), 141, 1, 4)  # through the first "2"
+    temporal[ring > 0] = np.minimum(temporal[ring > 0], 175.0)
+    net = 200 - 0.4 * (200 - temporal)
+    _, letters = cv2.connectedComponents(text)
+    rows, cols = np.nonzero(text[:, 73:86])  # the first "2" stands in columns 73-85
+    two = letters == letters[rows[0], cols[0] + 73]
+    assert 100 < two.sum() < 200 and (ring > 0)[cv2.dilate(two.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0].any()
+    net[cv2.dilate(two.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = 200.0
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 0 and not fusion.regions.any()
+
+
 def test_a_stretch_of_a_ring_cut_off_at_a_gap_the_net_left_is_no_worm():
     temporal = np.full((120, 160), 200.0, np.float32)
     ring = np.zeros(temporal.shape, np.uint8)

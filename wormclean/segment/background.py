@@ -530,6 +530,7 @@ def fuse_backgrounds(
                                     stats, disc)
     whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
     chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
+    chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
     n_worms = label_components(chosen)[0] - 1
     grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -678,6 +679,18 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[float, float] = (0
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
             bodies[box] |= (blob & (to_limb < to_rest))[1:-1, 1:-1]
     return bodies
+
+
+def _off_text_rows(chosen: np.ndarray, letters: np.ndarray, removed: np.ndarray, stats: WormStats) -> np.ndarray:
+    """``chosen`` less the regions that stand in a row with the ``letters`` found (bool ``(H, W)`` each): a letter
+    that a ring or a line crosses is no letter on its own (it is joined to the ring, or darker than the rest
+    of it where they cross), but it stands in its label's row (:func:`in_text_rows`)."""
+    if not letters.any() or not chosen.any():
+        return chosen
+    blobs = blob_features(chosen | letters, removed)
+    in_rows = np.zeros(len(blobs.area) + 1, bool)
+    in_rows[1:] = in_text_rows(blobs, stats)
+    return chosen & ~in_rows[blobs.labels]
 
 
 def _on_a_host(whole: np.ndarray, regions: np.ndarray, limbs: np.ndarray, cores: np.ndarray, removed: np.ndarray,
