@@ -476,12 +476,7 @@ def fuse_backgrounds(
     core_level = np.maximum(0.7 * stats.contrast, CORE_OVER_REGION * level)[features.labels]
     core = cv2.dilate((rejected & (removed > core_level)).astype(np.uint8), back_disc).view(bool)
     cores = blob_features(core & rejected, removed)
-    worm_cores = (
-        is_worm_like(cores, stats)
-        & ~in_text_rows(cores, stats)
-        & (cores.length >= 0.7 * stats.length)
-        & (cores.area >= 0.5 * stats.area)
-    )
+    worm_cores = _whole_worms(cores, stats)
     chosen |= np.isin(cores.labels, np.flatnonzero(worm_cores) + 1)
     # What is dark and narrow in the temporal background alone: the static structures the chosen regions may lie on.
     dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
@@ -493,14 +488,7 @@ def fuse_backgrounds(
     # (A region with letters on it is not left out: only the letters are.)
     merged = candidates & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
     limbs = blob_features(_limbs(merged, stats), removed)
-    worm_limbs = (
-        is_worm_like(limbs, stats)
-        & ~in_text_rows(limbs, stats)
-        & (limbs.length >= 0.7 * stats.length)
-        & (limbs.area >= 0.5 * stats.area)
-        & (limbs.straightness < 0.9)
-        & (limbs.contrast >= 0.75 * stats.contrast)
-    )
+    worm_limbs = _whole_worms(limbs, stats) & (limbs.straightness < 0.9) & (limbs.contrast >= 0.75 * stats.contrast)
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     stretches = _stretches(limb_bodies, structure, stats)
     # A worm lying partly on such a structure, across it or with its head in it: the part on the structure is its
@@ -517,14 +505,7 @@ def fuse_backgrounds(
     with_limb[np.unique(wholes.labels[limb_pixels & joined])] = True
     with_core = np.zeros(len(wholes.area) + 1, bool)
     with_core[np.unique(wholes.labels[on_structure & joined])] = True
-    worm_wholes = (
-        with_limb[1:] & with_core[1:]
-        & is_worm_like(wholes, stats)
-        & ~in_text_rows(wholes, stats)
-        & (wholes.length >= 0.7 * stats.length)
-        & (wholes.area >= 0.5 * stats.area)
-        & (wholes.straightness < 0.9)
-    )
+    worm_wholes = with_limb[1:] & with_core[1:] & _whole_worms(wholes, stats) & (wholes.straightness < 0.9)
     for k in np.flatnonzero(worm_wholes).tolist():
         worm_wholes[k] = _on_a_host(wholes.labels == k + 1, features.labels, limb_pixels, on_structure, removed,
                                     stats, disc)
@@ -679,6 +660,17 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[float, float] = (0
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
             bodies[box] |= (blob & (to_limb < to_rest))[1:-1, 1:-1]
     return bodies
+
+
+def _whole_worms(features: BlobFeatures, stats: WormStats) -> np.ndarray:
+    """Which blobs are a whole worm of ``stats``, not a piece of one: worm-like (:func:`is_worm_like`), in no row of
+    letters, at least 0.7 of a worm long and half a worm's area. Bool ``(n_blobs,)``."""
+    return (
+        is_worm_like(features, stats)
+        & ~in_text_rows(features, stats)
+        & (features.length >= 0.7 * stats.length)
+        & (features.area >= 0.5 * stats.area)
+    )
 
 
 def _off_text_rows(chosen: np.ndarray, letters: np.ndarray, removed: np.ndarray, stats: WormStats) -> np.ndarray:
