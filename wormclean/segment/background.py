@@ -487,14 +487,15 @@ def fuse_backgrounds(
     # it touches, but it must be as dark as a worm, curved, and whole).
     # (A region with letters on it is not left out: only the letters are.)
     merged = candidates & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
-    limbs = blob_features(_limbs(merged, stats), removed)
+    limb_regions, short_limbs = _limbs(merged, stats, ((0.6, 1.5), (0.15, 0.6)))
+    limbs = blob_features(limb_regions, removed)
     worm_limbs = _whole_worms(limbs, stats) & (limbs.straightness < 0.9) & (limbs.contrast >= 0.75 * stats.contrast)
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     stretches = _stretches(limb_bodies, structure, stats)
     # A worm lying partly on such a structure, across it or with its head in it: the part on the structure is its
     # dark core (the net removed the worm and the structure there), and what sticks out is a limb, maybe too
     # short to be a worm. Joined, limbs and core are the whole worm.
-    limb_pixels = ((limbs.labels > 0) | _limbs(merged, stats, (0.15, 0.6))) & ~stretches
+    limb_pixels = (limb_regions | short_limbs) & ~stretches
     on_structure = core & rejected
     square = np.ones((3, 3), np.uint8)
     bridges = (cv2.dilate(limb_pixels.astype(np.uint8), square).view(bool)
@@ -624,19 +625,21 @@ def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
     return filled[pad:-pad, pad:-pad]
 
 
-def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[float, float] = (0.6, 1.5)) -> np.ndarray:
-    """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: bool
-    ``(H, W)``.
+def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float], ...] = ((0.6, 1.5),)
+           ) -> list[np.ndarray]:
+    """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: one bool
+    ``(H, W)`` per range of ``lengths``, each centreline found once.
 
-    A limb is a stretch of a region's centreline from a free end to the first junction, of about a worm's length
-    (``lengths``: 0.6 to 1.5 worms); its body is the part of the region nearer to it than to the rest of the
-    centreline.
+    A limb is a stretch of a region's centreline from a free end to the first junction, of a range of lengths in
+    worms (about a worm's length: 0.6 to 1.5 worms); its body is the part of the region nearer to it than to the
+    rest of the centreline.
     """
     n_labels, labels, blob_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8,
                                                                        ltype=cv2.CV_32S)
     large = blob_stats[:, cv2.CC_STAT_AREA] >= 1.5 * stats.area
     large[0] = True
-    bodies = ~large[labels]
+    small = ~large[labels]
+    bodies = [small.copy() for _ in lengths]
     for label in np.flatnonzero(large).tolist():
         if label == 0:
             continue
@@ -654,11 +657,16 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[float, float] = (0
             if stretch == 0:
                 continue
             limb = stretches == stretch
-            if not lengths[0] * stats.length <= _skeleton_length(limb) <= lengths[1] * stats.length:
+            length = _skeleton_length(limb)
+            within = [low * stats.length <= length <= high * stats.length for low, high in lengths]
+            if not any(within):
                 continue
             to_limb = cv2.distanceTransform((~limb).astype(np.uint8), cv2.DIST_L2, 3)
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
-            bodies[box] |= (blob & (to_limb < to_rest))[1:-1, 1:-1]
+            body = (blob & (to_limb < to_rest))[1:-1, 1:-1]
+            for found, inside in zip(bodies, within):
+                if inside:
+                    found[box] |= body
     return bodies
 
 
