@@ -281,7 +281,7 @@ class _Report:
                 "output": str(result.output),
                 "status": result.status,
                 "frames": result.n_frames,
-                "seconds": f"{result.seconds:.1f}",
+                "seconds": f"{result.seconds:.3f}",
                 "attempts": result.attempts,
                 "broken_at": "" if result.broken_at is None else result.broken_at,
                 "error": result.error or "",
