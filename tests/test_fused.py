@@ -253,6 +253,25 @@ def test_a_stretch_of_a_long_fibre_the_net_removes_is_no_worm():
     assert np.all(fusion.background[40:44, 20:120] == 150.0)
 
 
+def test_a_fibre_thinner_than_a_worm_is_no_worm_however_thick_the_nets_removal_of_it():
+    # A fibre two pixels thick with a faint blur either side, under the worm threshold: the net removes all of
+    # it, a region as thick as a worm, but in the temporal background its body is half a worm's thickness. An
+    # immobile worm beside it is found.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[40:44, 20:50] = 193.0  # the fibre's blur
+    temporal[41:43, 20:50] = 150.0  # its core, as dark as a worm
+    temporal[70:74, 60:90] = 150.0  # an immobile worm, 4 pixels thick
+    net = np.full_like(temporal, 200.0)  # the net removes both
+    stats = _calibrated(temporal)
+    removed = net - temporal
+    fibre = np.zeros(temporal.shape, bool)
+    fibre[30:55, 10:60] = True
+    assert is_worm_like(blob_features((removed > 5) & fibre, removed), stats).all()  # removed, it looks like a worm
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 1 and fusion.regions[70:74, 60:90].all() and not fusion.regions[fibre].any()
+    assert np.all(fusion.background[41:43, 20:50] == 150.0)
+
+
 def test_two_immobile_worms_touching_are_found():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[40:44, 20:50] = 150.0  # an immobile worm

@@ -39,6 +39,10 @@ REMOVED_OVER_HOST = 1.5
 """A region on a long structure as dark as itself stays if the net removed this many times what it removed of the
 rest of the structure (and the region is curved and a worm long; see :func:`_removed_more_than_its_host`)."""
 
+MIN_DARK_WIDTH = 0.6
+"""An immobile worm is as thick in the temporal background as a moving worm is in the frames (0.9-1.2 times on the
+tuning plates); a fibre the net removes, blurred into a region as wide as a worm, is half as thick there."""
+
 MIN_MOVING_BLOBS = 3
 """Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
 
@@ -513,6 +517,7 @@ def fuse_backgrounds(
     whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
     chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
     chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
+    chosen = _off_thin_lines(chosen, dark, delta, stats)
     n_worms = label_components(chosen)[0] - 1
     grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -691,6 +696,31 @@ def _off_text_rows(chosen: np.ndarray, letters: np.ndarray, removed: np.ndarray,
     in_rows = np.zeros(len(blobs.area) + 1, bool)
     in_rows[1:] = in_text_rows(blobs, stats)
     return chosen & ~in_rows[blobs.labels]
+
+
+def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: WormStats) -> np.ndarray:
+    """``chosen`` less the regions whose body in the temporal background is thinner than :data:`MIN_DARK_WIDTH`
+    of a worm: a fibre or a scratch, however wide the net's blurred removal of it looks.
+
+    The body is where the temporal background's darkness ``dark`` (float32 ``(H, W)``, see
+    :func:`_off_long_structure`) exceeds ``delta``, as a moving worm's body is where a frame is darker than the
+    temporal background by ``delta`` (:func:`calibrate_worms`); its width is measured as a worm's is. A region with
+    no such body is kept (there is nothing to judge it by)."""
+    n_chosen, regions = cv2.connectedComponents(chosen.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    if n_chosen < 2:
+        return chosen
+    bodies = blob_features(chosen & (dark > delta), dark)
+    inside = bodies.labels > 0
+    region_of = np.zeros(len(bodies.area) + 1, np.int64)
+    region_of[bodies.labels[inside]] = regions[inside]  # each body lies in one region
+    widest = np.full(n_chosen, np.inf)  # the width of each region's largest body
+    largest = np.zeros(n_chosen)
+    for body, region in enumerate(region_of[1:].tolist()):
+        if bodies.area[body] > largest[region]:
+            largest[region], widest[region] = bodies.area[body], bodies.width[body]
+    thin = widest < MIN_DARK_WIDTH * stats.width
+    thin[0] = False
+    return chosen & ~thin[regions]
 
 
 def _on_a_host(whole: np.ndarray, regions: np.ndarray, limbs: np.ndarray, cores: np.ndarray, removed: np.ndarray,
