@@ -23,7 +23,7 @@ from wormclean.segment.background import (
     temporal_background,
 )
 from wormclean.segment.metrics import MaskScores
-from wormclean.segment.threshold import clean_mask
+from wormclean.segment.threshold import clean_mask, label_components
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
 
 
@@ -381,6 +381,26 @@ def test_a_letter_a_ring_crosses_is_no_worm_when_its_label_shows():
     net[cv2.dilate(two.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = 200.0
     fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
     assert fusion.n_worms == 0 and not fusion.regions.any()
+
+
+def test_a_worm_joined_to_a_label_by_a_faint_line_is_found_and_the_letters_are_not():
+    # From tuning plate 10404: a faint thin line the net also removes joins an immobile worm to a label's letters
+    # (fainter than it), all one region. Opened, the letters come off it and are text; the worm is a worm.
+    temporal = np.full((140, 220), 200.0, np.float32)
+    text = np.zeros(temporal.shape, np.uint8)
+    cv2.putText(text, "LAB", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 3)
+    temporal[text > 0] = 175.0
+    line = np.zeros(temporal.shape, np.uint8)
+    ys, xs = np.nonzero(text)
+    cv2.line(line, (int(xs.max()), int(np.median(ys[xs == xs.max()]))), (150, 101), 1, 1, cv2.LINE_4)  # from the B
+    temporal[(line > 0) & (text == 0)] = 193.0  # under the worm threshold, but joined to darker things
+    temporal[100:104, 150:180] = 150.0  # an immobile worm
+    net = np.full_like(temporal, 200.0)  # the net removes all of it
+    stats = _calibrated(temporal)
+    regions = label_components(hysteresis(net - temporal, 5.0, 10.0))[1]
+    assert (regions[text > 0] == regions[101, 160]).any()  # the worm and a letter: one region
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 1 and fusion.regions[100:104, 150:180].all() and not fusion.regions[text > 0].any()
 
 
 def test_a_stretch_of_a_ring_cut_off_at_a_gap_the_net_left_is_no_worm():

@@ -465,7 +465,10 @@ def fuse_backgrounds(
     chosen = np.isin(features.labels, np.flatnonzero(is_worm_like(features, stats) & ~letters_whole) + 1)
     worm_pieces = is_worm_like(pieces, stats) & ~letters
     on_letters = np.isin(features.labels, np.flatnonzero(letters_whole) + 1)
-    chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1) & ~on_letters
+    # A worm-like piece of a region with letters on it is looked at as any other (a worm joined to a label by a
+    # faint line, on tuning plate 10404); a piece of a letter that is not in its row on its own is in the row
+    # of the letters found (:func:`_off_text_rows`).
+    chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1)
     # A worm lying across a fainter structure the net also removes (an old track as wide as a worm) makes one
     # region too long to be a worm, but the worm is darker than the track: its dark core, grown back by a third
     # of a worm's width, is looked at on its own. It must be a whole worm, not the darker stretch of a fibre.
