@@ -272,6 +272,21 @@ def test_a_fibre_thinner_than_a_worm_is_no_worm_however_thick_the_nets_removal_o
     assert np.all(fusion.background[41:43, 20:50] == 150.0)
 
 
+def test_a_line_beside_an_immobile_worm_stays_in_the_background():
+    # A worm lying beside a line as thick as itself (from tuning plate 9603: two worms side by side across a
+    # ring): the worm's region is grown by half a worm's width before it is filled in, but the line's pixels in
+    # that margin, darker than the worm threshold and not removed as a worm is, stay; filled in, they would come
+    # back in every frame as a stub of the worm, or a bridge to the next.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[60:63, :] = 175.0  # the line
+    temporal[64:68, 60:90] = 150.0  # the worm, a pixel from it
+    net = temporal.copy()
+    net[64:68, 60:90] = 200.0  # the net removes the worm only
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and fusion.regions[64:68, 60:90].all()
+    assert np.all(fusion.background[60:63, :] == 175.0)
+
+
 def test_two_immobile_worms_touching_are_found():
     temporal = np.full((120, 160), 200.0, np.float32)
     temporal[40:44, 20:50] = 150.0  # an immobile worm

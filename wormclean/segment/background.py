@@ -524,7 +524,11 @@ def fuse_backgrounds(
     n_worms = label_components(chosen)[0] - 1
     grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    region = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
+    # Grown by half a worm's width to take in its blurred edge, but not into static structure beside it (over the
+    # worm threshold in the temporal background, and not removed as a worm is): a ring's pixels filled in there
+    # come back in every frame as a stub of the worm, or a bridge between two worms side by side across it (9603).
+    grown = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
+    region = chosen | (grown & ((dark <= delta) | (removed >= 0.75 * stats.contrast)))
     return Fusion(fill_worm_regions(temporal, region, stats), region, len(features.area), n_worms)
 
 
