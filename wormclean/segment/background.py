@@ -418,7 +418,7 @@ class Fusion:
     """A fused background and how it was made."""
 
     background: np.ndarray  # float32 (H, W)
-    regions: np.ndarray  # bool (H, W): the immobile worms the net found, grown, where the plate is filled in
+    regions: np.ndarray  # bool (H, W): the immobile worms the net found (and specks), grown: the plate filled in
     n_candidates: int  # regions where the net removes something dark that the temporal background holds
     n_worms: int  # of those, the ones that look like worms (the immobile worms): there the plate is filled in
 
@@ -522,13 +522,18 @@ def fuse_backgrounds(
     chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
     chosen = _off_thin_lines(chosen, dark, delta, stats)
     n_worms = label_components(chosen)[0] - 1
+    # A region smaller than the smallest worm blob, that the net removes as it removes a worm, is filled in too:
+    # alone it cannot come back as a blob, and it may be a worm's ghost in the temporal background (part of a
+    # worm that lay there in most sampled frames), where a worm crawling over it would be cut in two.
+    specks = np.flatnonzero((features.area < stats.min_area) & (features.contrast >= 0.5 * stats.contrast))
+    filled = chosen | np.isin(features.labels, specks + 1)
     grow = _fill_radius(stats)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     # Grown by half a worm's width to take in its blurred edge, but not into static structure beside it (over the
     # worm threshold in the temporal background, and not removed as a worm is): a ring's pixels filled in there
     # come back in every frame as a stub of the worm, or a bridge between two worms side by side across it (9603).
-    grown = cv2.dilate(chosen.astype(np.uint8), disc).view(bool)
-    region = chosen | (grown & ((dark <= delta) | (removed >= 0.75 * stats.contrast)))
+    grown = cv2.dilate(filled.astype(np.uint8), disc).view(bool)
+    region = filled | (grown & ((dark <= delta) | (removed >= 0.75 * stats.contrast)))
     return Fusion(fill_worm_regions(temporal, region, stats), region, len(features.area), n_worms)
 
 
