@@ -391,14 +391,20 @@ def test_a_faint_fibre_crossing_a_track_is_no_worm():
     assert fusion.n_worms == 0 and label_components(fusion.regions)[2][1:].max(initial=0) < stats.min_area  # specks
 
 
+def _plate_with_a_label(shape, words: str, origin, darkness: float):
+    """A plain plate (200 grey levels) with a label's letters ``darkness`` darker: temporal float32, letters uint8."""
+    temporal = np.full(shape, 200.0, np.float32)
+    text = np.zeros(shape, np.uint8)
+    cv2.putText(text, words, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 3)
+    temporal[text > 0] = 200.0 - darkness
+    return temporal, text
+
+
 def test_a_letter_a_ring_crosses_is_no_worm_when_its_label_shows():
     # A label's letters, a ring as thick as a worm crossing one of them; the net removes most of both, and that
     # letter whole, so it stands out of the ring as a worm would. The label's other letters are found as letters,
     # and it stands in their row.
-    temporal = np.full((160, 300), 200.0, np.float32)
-    text = np.zeros(temporal.shape, np.uint8)
-    cv2.putText(text, "LAB 2026", (20, 90), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 3)
-    temporal[text > 0] = 160.0
+    temporal, text = _plate_with_a_label((160, 300), "LAB 2026", (20, 90), 40.0)
     ring = np.zeros(temporal.shape, np.uint8)
     cv2.circle(ring, (179, 181), 141, 1, 4)  # through the first "2"
     temporal[ring > 0] = np.minimum(temporal[ring > 0], 175.0)
@@ -415,10 +421,7 @@ def test_a_letter_a_ring_crosses_is_no_worm_when_its_label_shows():
 def test_a_worm_joined_to_a_label_by_a_faint_line_is_found_and_the_letters_are_not():
     # From tuning plate 10404: a faint thin line the net also removes joins an immobile worm to a label's letters
     # (fainter than it), all one region. Opened, the letters come off it and are text; the worm is a worm.
-    temporal = np.full((140, 220), 200.0, np.float32)
-    text = np.zeros(temporal.shape, np.uint8)
-    cv2.putText(text, "LAB", (20, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 3)
-    temporal[text > 0] = 175.0
+    temporal, text = _plate_with_a_label((140, 220), "LAB", (20, 40), 25.0)
     line = np.zeros(temporal.shape, np.uint8)
     ys, xs = np.nonzero(text)
     cv2.line(line, (int(xs.max()), int(np.median(ys[xs == xs.max()]))), (150, 101), 1, 1, cv2.LINE_4)  # from the B
