@@ -725,12 +725,12 @@ def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: W
     inside = bodies.labels > 0
     region_of = np.zeros(len(bodies.area) + 1, np.int64)
     region_of[bodies.labels[inside]] = regions[inside]  # each body lies in one region
-    widest = np.full(n_chosen, np.inf)  # the width of each region's largest body
+    body_width = np.full(n_chosen, np.inf)  # the width of each region's largest body
     largest = np.zeros(n_chosen)
     for body, region in enumerate(region_of[1:].tolist()):
         if bodies.area[body] > largest[region]:
-            largest[region], widest[region] = bodies.area[body], bodies.width[body]
-    thin = widest < MIN_DARK_WIDTH * stats.width
+            largest[region], body_width[region] = bodies.area[body], bodies.width[body]
+    thin = body_width < MIN_DARK_WIDTH * stats.width
     thin[0] = False
     return chosen & ~thin[regions]
 
