@@ -435,6 +435,40 @@ def test_a_worm_joined_to_a_label_by_a_faint_line_is_found_and_the_letters_are_n
     assert fusion.n_worms == 1 and fusion.regions[100:104, 150:180].all() and not fusion.regions[text > 0].any()
 
 
+def test_a_worm_touching_a_labels_letter_is_found_and_the_letters_are_not():
+    # From quick plate 9201: an immobile worm lies with its tail on a letter of a bold label ("20C"); worm and
+    # letter are one region, which stands in the label's row. The worm is a limb of the region that sticks out
+    # of the letters' band.
+    data = np.load(Path(__file__).parent / "data" / "fusion_worm_on_a_letter.npz")
+    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
+                      float(data["contrast"]), "video")
+    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
+    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    near_worm = cv2.dilate(worm.astype(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
+    assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
+
+
+def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
+    # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
+    # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.
+    temporal = np.full((160, 300), 200.0, np.float32)
+    text = np.zeros(temporal.shape, np.uint8)
+    cv2.putText(text, "LAB 26", (20, 75), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 1, 6)
+    temporal[text > 0] = 160.0
+    top = int(np.nonzero(text)[0].min())
+    worm = np.zeros(temporal.shape, np.uint8)
+    x = np.arange(34)
+    cv2.polylines(worm, [np.stack([62 + x, top + 2 - (0.45 * x + 4 * np.sin(x / 5.0)).astype(int)], 1)
+                         .astype(np.int32)], False, 1, 4)
+    temporal[worm > 0] = 150.0
+    net = np.full_like(temporal, 200.0)  # the net removes all of it
+    stats = _calibrated(temporal)
+    assert np.ptp(np.nonzero(text)[0]) + 1 > 0.8 * stats.length  # letters about as tall as a worm is long
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    near_worm = cv2.dilate(worm, np.ones((9, 9), np.uint8)).view(bool)
+    assert fusion.regions[worm > 0].mean() > 0.8 and not fusion.regions[(text > 0) & ~near_worm].any()
+
+
 def test_a_stretch_of_a_ring_cut_off_at_a_gap_the_net_left_is_no_worm():
     temporal = np.full((120, 160), 200.0, np.float32)
     ring = np.zeros(temporal.shape, np.uint8)

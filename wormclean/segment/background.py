@@ -520,6 +520,8 @@ def fuse_backgrounds(
     whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
     chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
     chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
+    unchosen_letters = on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
+    chosen |= _limbs_off_letters(unchosen_letters, text, removed, stats)
     chosen = _off_thin_lines(chosen, dark, delta, stats)
     n_worms = label_components(chosen)[0] - 1
     # A region smaller than the smallest worm blob, that the net removes as it removes a worm, is filled in too:
@@ -708,6 +710,49 @@ def _off_text_rows(chosen: np.ndarray, letters: np.ndarray, removed: np.ndarray,
     in_rows = np.zeros(len(blobs.area) + 1, bool)
     in_rows[1:] = in_text_rows(blobs, stats)
     return chosen & ~in_rows[blobs.labels]
+
+
+def _limbs_off_letters(letters: np.ndarray, text: np.ndarray, removed: np.ndarray, stats: WormStats) -> np.ndarray:
+    """The worms touching a label's letter: bool ``(H, W)``.
+
+    A worm lying with its head or tail on a letter makes one region with it, and the region stands in the label's
+    row (tuning plate 9201). The worm is a limb of the region's centreline (:func:`_limbs`, about a worm long): a
+    whole curved worm as dark as one, in no row with the letters found (``text``, bool ``(H, W)``), and mostly
+    outside their band (the rows the letters beside it span, from the 5th to the 95th percentile). A letter's
+    stroke can be as long as a worm where the letters are as big, but it lies in their band.
+
+    Parameters
+    ----------
+    letters : np.ndarray
+        bool ``(H, W)``, the candidate regions with letters on them, less those chosen already.
+    text, removed : np.ndarray
+        The letters found in rows, and what the net removed (float32), ``(H, W)``.
+    stats : WormStats
+        What a worm looks like here.
+    """
+    if not letters.any():
+        return letters
+    square = np.ones((3, 3), np.uint8)
+    limbs = blob_features(_limbs(letters, stats)[0], removed)
+    worms = np.isin(limbs.labels, np.flatnonzero(_whole_worms(limbs, stats) & (limbs.straightness < 0.9)
+                                                 & (limbs.contrast >= 0.75 * stats.contrast)) + 1)
+    if not worms.any():
+        return worms
+    others = text & ~cv2.dilate(worms.astype(np.uint8), square).view(bool)
+    apart = blob_features(worms | others, removed)
+    keep = np.zeros(len(apart.area) + 1, bool)
+    keep[1:] = ~in_text_rows(apart, stats)
+    for k in np.flatnonzero(keep[1:]).tolist():
+        top, left, bottom, right = apart.boxes[k].tolist()
+        reach = bottom - top
+        strip = others[:, max(0, left - reach) : right + reach]
+        rows = np.flatnonzero(strip.any(axis=1))
+        if not len(rows):
+            continue
+        limb_rows = np.nonzero(apart.labels[top:bottom, left:right] == k + 1)[0] + top
+        within = (limb_rows >= np.percentile(rows, 5)) & (limb_rows <= np.percentile(rows, 95))
+        keep[k + 1] = np.mean(within) <= 0.5  # most of it sticks out of the letters' band
+    return worms & keep[apart.labels]
 
 
 def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: WormStats) -> np.ndarray:
