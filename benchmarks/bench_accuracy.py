@@ -8,8 +8,8 @@ where the fusion was tuned (seeds 11-13, 79, and these settings at seeds 9001-90
 9501-9506, 9601-9606, 9801-9806, 9901-9906, 10401-10406 and 10501-10506, whose failures were looked at during
 development; 9301-9306 and then 9501-9506 were this suite's seeds until then, and 9701-9706 were run once,
 unexamined, before an earlier change; 10701-10706 and 10801-10806 were run in aggregate, and one false blob of
-10801 looked at; the 1024 half-immobile kind also at 10602-11302, every hundredth, two of whose failures were
-looked at).
+10801 looked at; the 1024 half-immobile kind also at 10602-12102, every hundredth, some of whose failures were
+looked at; and the ``--quick`` plates at 9101-9502).
 
 Methods, each on every frame of each plate:
 - ``wormclean`` (default): :class:`~wormclean.predict.cleaner.Cleaner` at its defaults (``--background fused``).
