@@ -741,12 +741,13 @@ def _limbs_off_letters(letters: np.ndarray, text: np.ndarray, removed: np.ndarra
     others = text & ~cv2.dilate(worms.astype(np.uint8), square).view(bool)
     apart = blob_features(worms | others, removed)
     keep = np.zeros(len(apart.area) + 1, bool)
-    keep[1:] = ~in_text_rows(apart, stats)
+    keep[np.unique(apart.labels[worms])] = True
+    keep[1:] &= ~in_text_rows(apart, stats)
     for k in np.flatnonzero(keep[1:]).tolist():
         top, left, bottom, right = apart.boxes[k].tolist()
-        reach = bottom - top
-        strip = others[:, max(0, left - reach) : right + reach]
-        rows = np.flatnonzero(strip.any(axis=1))
+        reach = bottom - top  # the letters beside it: within its own height of its box
+        near = (slice(max(0, top - reach), bottom + reach), slice(max(0, left - reach), right + reach))
+        rows = np.flatnonzero(others[near].any(axis=1)) + near[0].start
         if not len(rows):
             continue
         limb_rows = np.nonzero(apart.labels[top:bottom, left:right] == k + 1)[0] + top
