@@ -732,28 +732,28 @@ def _limbs_off_letters(letters: np.ndarray, text: np.ndarray, removed: np.ndarra
     """
     if not letters.any():
         return letters
-    square = np.ones((3, 3), np.uint8)
     limbs = blob_features(_limbs(letters, stats)[0], removed)
     worms = np.isin(limbs.labels, np.flatnonzero(_whole_worms(limbs, stats) & (limbs.straightness < 0.9)
                                                  & (limbs.contrast >= 0.75 * stats.contrast)) + 1)
     if not worms.any():
         return worms
-    others = text & ~cv2.dilate(worms.astype(np.uint8), square).view(bool)
-    apart = blob_features(worms | others, removed)
-    keep = np.zeros(len(apart.area) + 1, bool)
-    keep[np.unique(apart.labels[worms])] = True
-    keep[1:] &= ~in_text_rows(apart, stats)
-    for k in np.flatnonzero(keep[1:]).tolist():
-        top, left, bottom, right = apart.boxes[k].tolist()
-        reach = bottom - top  # the letters beside it: within its own height of its box
-        near = (slice(max(0, top - reach), bottom + reach), slice(max(0, left - reach), right + reach))
+    others = text & ~cv2.dilate(worms.astype(np.uint8), np.ones((3, 3), np.uint8)).view(bool)  # a pixel apart
+    worms = _off_text_rows(worms, others, removed, stats)
+    n_worms, labels, worm_stats, _ = cv2.connectedComponentsWithStats(worms.astype(np.uint8), connectivity=8,
+                                                                      ltype=cv2.CV_32S)
+    keep = np.ones(n_worms, bool)
+    keep[0] = False
+    for label in range(1, n_worms):
+        left, top, width, height, _ = worm_stats[label].tolist()
+        # The letters beside it: within its own height of its box.
+        near = (slice(max(0, top - height), top + 2 * height), slice(max(0, left - height), left + width + height))
         rows = np.flatnonzero(others[near].any(axis=1)) + near[0].start
         if not len(rows):
             continue
-        limb_rows = np.nonzero(apart.labels[top:bottom, left:right] == k + 1)[0] + top
+        limb_rows = np.nonzero(labels[top : top + height, left : left + width] == label)[0] + top
         within = (limb_rows >= np.percentile(rows, 5)) & (limb_rows <= np.percentile(rows, 95))
-        keep[k + 1] = np.mean(within) <= 0.5  # most of it sticks out of the letters' band
-    return worms & keep[apart.labels]
+        keep[label] = np.mean(within) <= 0.5  # most of it sticks out of the letters' band
+    return keep[labels]
 
 
 def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: WormStats) -> np.ndarray:
