@@ -494,6 +494,18 @@ def test_a_worm_cut_by_the_frame_edge_stays_and_a_rim_coming_in_from_past_it_doe
     assert not fusion.regions[70:74, 130:].any() and np.all(fusion.background[70:74, 130:] == temporal[70:74, 130:])
 
 
+def test_a_strip_the_net_lightens_along_the_frame_edge_is_no_worm():
+    temporal = np.full((120, 160), 200.0, np.float32)
+    temporal[40:76, 150:] = np.linspace(200.0, 160.0, 10)  # a dark rim coming in at the right edge
+    temporal[30:34, 60:90] = 150.0  # an immobile worm
+    net = np.full_like(temporal, 200.0)
+    net[40:76, 150:] = temporal[40:76, 150:]
+    net[40:76, 156:] = 200.0  # the net's edge effect: the rim lightened in a worm-sized strip along the edge
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and np.all(fusion.regions[30:34, 60:90])
+    assert not fusion.regions[:, 140:].any() and np.all(fusion.background[:, 140:] == temporal[:, 140:])
+
+
 def test_no_worm_found_is_said_once(trained_video_model, tmp_path, caplog, tiny_video_settings):
     from wormclean.predict.pipeline import mask_video
     from wormclean.settings import MaskSettings

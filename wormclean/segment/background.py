@@ -43,6 +43,9 @@ MIN_DARK_WIDTH = 0.6
 """An immobile worm is as thick in the temporal background as a moving worm is in the frames (0.9-1.2 times on the
 tuning plates); a fibre the net removes, blurred into a region as wide as a worm, is half as thick there."""
 
+MAX_EDGE_DEPTH = 1.5
+"""A region along the frame's edge that reaches no deeper into the frame than this many worm widths is no worm."""
+
 MIN_MOVING_BLOBS = 3
 """Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
 
@@ -523,6 +526,7 @@ def fuse_backgrounds(
     unchosen_letters = on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
     chosen |= _limbs_off_letters(unchosen_letters, text, removed, stats)
     chosen = _off_thin_lines(chosen, dark, delta, stats)
+    chosen = _off_the_frame_edge(chosen, stats)
     n_worms = label_components(chosen)[0] - 1
     # A region smaller than the smallest worm blob, that the net removes as it removes a worm, is filled in too:
     # alone it cannot come back as a blob, and it may be a worm's ghost in the temporal background (part of a
@@ -779,6 +783,25 @@ def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: W
     thin = body_width < MIN_DARK_WIDTH * stats.width
     thin[0] = False
     return chosen & ~thin[regions]
+
+
+def _off_the_frame_edge(chosen: np.ndarray, stats: WormStats) -> np.ndarray:
+    """``chosen`` less the regions that lie along the frame's edge, reaching no deeper into the frame than
+    :data:`MAX_EDGE_DEPTH` of a worm's width: the net's own edge effect (its background lighter in a strip where
+    a dark dish rim or vignette meets the edge, report plate 10202), not a worm. A worm cut by the edge crosses it
+    and reaches in by its length; one lying along it, within a worm's width of it, is mostly outside the frame."""
+    n_chosen, regions, boxes, _ = cv2.connectedComponentsWithStats(chosen.astype(np.uint8), connectivity=8,
+                                                                   ltype=cv2.CV_32S)
+    if n_chosen < 2:
+        return chosen
+    height, width = chosen.shape
+    x, y = boxes[:, cv2.CC_STAT_LEFT], boxes[:, cv2.CC_STAT_TOP]
+    right, bottom = x + boxes[:, cv2.CC_STAT_WIDTH], y + boxes[:, cv2.CC_STAT_HEIGHT]
+    deepest = MAX_EDGE_DEPTH * stats.width
+    along = (((x == 0) & (right <= deepest)) | ((right == width) & (width - x <= deepest))
+             | ((y == 0) & (bottom <= deepest)) | ((bottom == height) & (height - y <= deepest)))
+    along[0] = False
+    return chosen if not along.any() else chosen & ~along[regions]
 
 
 def _on_a_host(whole: np.ndarray, regions: np.ndarray, limbs: np.ndarray, cores: np.ndarray, removed: np.ndarray,
