@@ -448,6 +448,20 @@ def test_a_worm_touching_a_labels_letter_is_found_and_the_letters_are_not():
     assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
 
 
+@pytest.mark.parametrize("name", ["fusion_worm_along_a_thick_line", "fusion_worm_looped_off_a_thick_line"])
+def test_a_worm_with_its_head_or_both_ends_on_a_thick_line_is_found_and_the_line_stays(name):
+    # Crops of tuning plates 10402 and 12002: an immobile worm with its head hooked onto the edge of a marker line
+    # twice as thick as itself (10402), or looped off it with both ends on it (12002). The net removed the line with
+    # the worm, so they are one region, and the worm is no darker than the line where it sticks out.
+    data = np.load(Path(__file__).parent / "data" / f"{name}.npz")
+    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
+                      float(data["contrast"]), "video")
+    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
+    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    near_worm = cv2.dilate(worm.astype(np.uint8), np.ones((9, 9), np.uint8)).view(bool)
+    assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

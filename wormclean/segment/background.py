@@ -46,6 +46,10 @@ tuning plates); a fibre the net removes, blurred into a region as wide as a worm
 MAX_EDGE_DEPTH = 1.5
 """A region along the frame's edge that reaches no deeper into the frame than this many worm widths is no worm."""
 
+NARROW_TOP_HAT = 0.8
+"""Radius, in worm widths, of the top-hat that takes a marker line or a bar broader than a worm off a worm lying on
+it (:func:`_off_broad_structure`): the disc is wider than a worm's body and narrower than such a line."""
+
 MIN_MOVING_BLOBS = 3
 """Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
 
@@ -522,6 +526,8 @@ def fuse_backgrounds(
                                     stats, disc)
     whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
     chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
+    chosen |= _off_broad_structure(candidates & ~on_letters & ~cv2.dilate((chosen | text).astype(np.uint8), thin)
+                                   .view(bool), removed, delta, stats, back_disc)
     chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
     unchosen_letters = on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
     chosen |= _limbs_off_letters(unchosen_letters, text, removed, stats)
@@ -783,6 +789,26 @@ def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: W
     thin = body_width < MIN_DARK_WIDTH * stats.width
     thin[0] = False
     return chosen & ~thin[regions]
+
+
+def _off_broad_structure(rest: np.ndarray, removed: np.ndarray, delta: float, stats: WormStats,
+                         back_disc: np.ndarray) -> np.ndarray:
+    """The whole worms in the regions not yet chosen (``rest``, bool ``(H, W)``) that lie on a structure broader
+    than a worm, which the net removed with them: bool ``(H, W)``.
+
+    A worm lying along the edge of a thick marker line, or looped off it with both ends on it, makes one region with
+    the line; where it sticks out it is no darker than the line the net removed, so it has no core of its own, and
+    no limb (tuning plates 10402, 12002 and quick plate 9501). A top-hat of ``removed`` with a disc of
+    :data:`NARROW_TOP_HAT` worm widths takes off what is broader than that and leaves the worm; where it lay against
+    the line the top-hat also takes a strip of its side, so what is left is grown back by ``back_disc`` inside
+    ``rest`` before it is judged. It must be a whole worm, curved and as dark as one."""
+    radius = max(2, round(NARROW_TOP_HAT * stats.width))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    narrow = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
+    worms = cv2.dilate((hysteresis(narrow, 0.5 * delta, delta) & rest).astype(np.uint8), back_disc).view(bool) & rest
+    pieces = blob_features(worms, narrow)
+    whole = _whole_worms(pieces, stats) & (pieces.straightness < 0.9) & (pieces.contrast >= 0.75 * stats.contrast)
+    return np.isin(pieces.labels, np.flatnonzero(whole) + 1)
 
 
 def _off_the_frame_edge(chosen: np.ndarray, stats: WormStats) -> np.ndarray:
