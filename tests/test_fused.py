@@ -272,6 +272,24 @@ def test_a_fibre_thinner_than_a_worm_is_no_worm_however_thick_the_nets_removal_o
     assert np.all(fusion.background[41:43, 20:50] == 150.0)
 
 
+def test_a_worm_whose_tail_runs_into_a_faint_track_thinner_than_itself_is_no_fibre():
+    # Tuning plate 11602: the net's blurred removal of the track is as wide as a worm, so worm and track are one
+    # worm-like region; in the temporal background the track is thin, and measured over both the body looked thin.
+    temporal = np.full((120, 160), 200.0, np.float32)
+    worm, track = np.zeros(temporal.shape, np.uint8), np.zeros(temporal.shape, np.uint8)
+    x = np.arange(31)
+    cv2.polylines(worm, [np.stack([70 + x, 30 + (3 * np.sin(x / 5.0)).astype(int)], 1).astype(np.int32)], False, 1, 4)
+    x = np.arange(40)
+    cv2.polylines(track, [np.stack([100 + x, 30 + (0.6 * x + 4 * np.sin(x / 7.0)).astype(int)], 1).astype(np.int32)],
+                  False, 1, 1)
+    temporal[track > 0] = 185.0  # a faint old track, a pixel wide, leading off the worm's tail
+    temporal[worm > 0] = 150.0  # an immobile worm
+    net = temporal + 3.0 * cv2.GaussianBlur((200.0 - temporal) * (track > 0), (0, 0), 1.2)  # blurred away, widened
+    net[worm > 0] = 200.0
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, _calibrated(temporal))
+    assert fusion.n_worms == 1 and np.all(fusion.regions[worm > 0])
+
+
 def test_a_line_beside_an_immobile_worm_stays_in_the_background():
     # A worm lying beside a line as thick as itself (from tuning plate 9603: two worms side by side across a
     # ring): the worm's region is grown by half a worm's width before it is filled in, but the line's pixels in

@@ -777,7 +777,13 @@ def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: W
     n_chosen, regions = cv2.connectedComponents(chosen.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if n_chosen < 2:
         return chosen
-    bodies = blob_features(chosen & (dark > delta), dark)
+    body = chosen & (dark > delta)
+    # Where a fainter structure crosses the region (a worm across an old track), the body is the region's own
+    # darkness, not the track's arms, which would make it look thin.
+    level = np.zeros(n_chosen, np.float32)
+    level[1:] = label_medians(dark, np.where(body, regions, 0), n_chosen - 1)
+    body &= dark > np.maximum(delta, 0.5 * level)[regions]
+    bodies = blob_features(body, dark)
     inside = bodies.labels > 0
     region_of = np.zeros(len(bodies.area) + 1, np.int64)
     region_of[bodies.labels[inside]] = regions[inside]  # each body lies in one region
