@@ -480,6 +480,21 @@ def test_a_worm_with_its_head_or_both_ends_on_a_thick_line_is_found_and_the_line
     assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
 
 
+def test_a_worm_lying_along_a_ring_half_as_dark_as_itself_is_found_and_the_ring_stays():
+    # A crop of tuning plate 10503: an immobile worm lies along a ring half as dark as itself, and the net removed a
+    # stretch of the ring with it; over their one region the worm is no darker than the rest of the ring, but where
+    # it lies it adds its own darkness. (Another immobile worm lies at the crop's edge.)
+    data = np.load(Path(__file__).parent / "data" / "fusion_worm_along_a_ring.npz")
+    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
+                      float(data["contrast"]), "video")
+    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
+    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    assert fusion.regions[worm].mean() > 0.9
+    # Each region is one worm grown by its margin (about 2.2 worms' area here), with no stretch of the ring.
+    n_regions, labels, regions, _ = cv2.connectedComponentsWithStats(fusion.regions.astype(np.uint8))
+    assert n_regions - 1 == 2 and np.all(regions[1:, cv2.CC_STAT_AREA] < 2.5 * stats.area)
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

@@ -952,11 +952,29 @@ def _off_long_structure(
             host_lengths[host_label] = blob_features(host, dark[host_box], labelled=False).length[0]
         if not rest.any() or host_lengths[host_label] <= 1.5 * stats.length:
             continue
-        ratio = np.median(dark[host_box][piece]) / max(float(np.median(dark[host_box][rest])), 1e-6)
+        rest_darkness = max(float(np.median(dark[host_box][rest])), 1e-6)
+        ratio = np.median(dark[host_box][piece]) / rest_darkness
         if ratio < 1.4 or _a_stretch(piece, ratio, structure[host_box] & ~piece, dark[host_box], stats):
             if _removed_more_than_its_host(piece, rest, removed[host_box], stats):
                 continue
             kept[host_box][piece] = False
+            kept[host_box] |= _dark_worm_in(piece, dark[host_box], 1.4 * rest_darkness, stats)
     return kept
+
+
+def _dark_worm_in(piece: np.ndarray, dark: np.ndarray, level: float, stats: WormStats) -> np.ndarray:
+    """The part of a ``piece`` (bool ``(H, W)``) where the temporal background's darkness ``dark`` (float32
+    ``(H, W)``) exceeds ``level``, above that of the structure it lies on, grown back by a third of a worm's width
+    inside the piece to take in its edge, when that part is a whole, curved worm: bool ``(H, W)``, else nothing.
+    A worm lying along a ring half as dark as itself is one region with a stretch of the ring, and over the whole
+    region it is no darker than the ring (tuning plate 10503); where it lies, the worm adds its own darkness."""
+    back = max(1, round(0.3 * stats.width))
+    back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
+    core = cv2.dilate((piece & (dark > level)).astype(np.uint8), back_disc).view(bool) & piece
+    if not core.any():
+        return core
+    cores = blob_features(core, dark)
+    whole = _whole_worms(cores, stats) & (cores.straightness < 0.9)
+    return np.isin(cores.labels, np.flatnonzero(whole) + 1)
 
 
