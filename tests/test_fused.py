@@ -397,15 +397,23 @@ def test_a_worm_lying_partly_on_a_line_as_dark_as_itself_is_found_and_the_line_s
     assert np.all(fusion.background[58:62, :40] == 150.0) and np.all(fusion.background[58:62, 120:] == 150.0)
 
 
+def _fused_crop(name: str):
+    """A crop of a tuning plate's temporal and net backgrounds saved in ``tests/data/NAME.npz``, with the plate's
+    worm statistics and delta, fused: ``(fusion, stats, worm)``; ``worm`` is the crop's truth worm (an empty mask
+    where the file has none)."""
+    data = np.load(Path(__file__).parent / "data" / f"{name}.npz")
+    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
+                      float(data["contrast"]), "video")
+    temporal, net = data["temporal"].astype(np.float32), data["net"].astype(np.float32)
+    worm = data["worm"] if "worm" in data else np.zeros(temporal.shape, bool)
+    return fuse_backgrounds(temporal, net, True, float(data["delta"]), stats), stats, worm
+
+
 def test_a_faint_fibre_crossing_a_track_is_no_worm():
     # From tuning plate 10501 (all worms moving): a faint curved fibre crosses a fainter track, and the net removes
     # both. Joined, the fibre's arms and the darker crossing look like a worm lying on the track, but the arms
     # are a quarter as dark as a worm.
-    data = np.load(Path(__file__).parent / "data" / "fusion_fibre_across_track.npz")
-    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
-                      float(data["contrast"]), "video")
-    temporal, net = data["temporal"].astype(np.float32), data["net"].astype(np.float32)
-    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    fusion, stats, _ = _fused_crop("fusion_fibre_across_track")
     assert fusion.n_worms == 0 and label_components(fusion.regions)[2][1:].max(initial=0) < stats.min_area  # specks
 
 
@@ -457,11 +465,7 @@ def test_a_worm_touching_a_labels_letter_is_found_and_the_letters_are_not():
     # From quick plate 9201: an immobile worm lies with its tail on a letter of a bold label ("20C"); worm and
     # letter are one region, which stands in the label's row. The worm is a limb of the region that sticks out
     # of the letters' band.
-    data = np.load(Path(__file__).parent / "data" / "fusion_worm_on_a_letter.npz")
-    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
-                      float(data["contrast"]), "video")
-    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
-    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    fusion, stats, worm = _fused_crop("fusion_worm_on_a_letter")
     near_worm = cv2.dilate(worm.astype(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
     assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
 
@@ -471,11 +475,7 @@ def test_a_worm_with_its_head_or_both_ends_on_a_thick_line_is_found_and_the_line
     # Crops of tuning plates 10402 and 12002: an immobile worm with its head hooked onto the edge of a marker line
     # twice as thick as itself (10402), or looped off it with both ends on it (12002). The net removed the line with
     # the worm, so they are one region, and the worm is no darker than the line where it sticks out.
-    data = np.load(Path(__file__).parent / "data" / f"{name}.npz")
-    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
-                      float(data["contrast"]), "video")
-    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
-    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    fusion, stats, worm = _fused_crop(name)
     near_worm = cv2.dilate(worm.astype(np.uint8), np.ones((9, 9), np.uint8)).view(bool)
     assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9 and not fusion.regions[~near_worm].any()
 
@@ -484,11 +484,7 @@ def test_a_worm_lying_along_a_ring_half_as_dark_as_itself_is_found_and_the_ring_
     # A crop of tuning plate 10503: an immobile worm lies along a ring half as dark as itself, and the net removed a
     # stretch of the ring with it; over their one region the worm is no darker than the rest of the ring, but where
     # it lies it adds its own darkness. (Another immobile worm lies at the crop's edge.)
-    data = np.load(Path(__file__).parent / "data" / "fusion_worm_along_a_ring.npz")
-    stats = WormStats(int(data["n_blobs"]), float(data["area"]), float(data["width"]), float(data["length"]),
-                      float(data["contrast"]), "video")
-    temporal, net, worm = data["temporal"].astype(np.float32), data["net"].astype(np.float32), data["worm"]
-    fusion = fuse_backgrounds(temporal, net, True, float(data["delta"]), stats)
+    fusion, stats, worm = _fused_crop("fusion_worm_along_a_ring")
     assert fusion.regions[worm].mean() > 0.9
     # Each region is one worm grown by its margin (about 2.2 worms' area here), with no stretch of the ring.
     n_regions, labels, regions, _ = cv2.connectedComponentsWithStats(fusion.regions.astype(np.uint8))
