@@ -482,8 +482,7 @@ def fuse_backgrounds(
     # On a region that is mostly a ring or a line as dark as 0.7 of a worm, the core is what is clearly darker
     # than the region's own median: the worm lying on it, not the whole structure.
     rejected = candidates & ~on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
-    back = max(1, round(0.3 * stats.width))
-    back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
+    back_disc = _back_disc(stats)
     level = np.zeros(len(features.area) + 1, np.float32)
     if len(features.area):
         level[1:] = label_medians(removed, features.labels, len(features.area))
@@ -808,6 +807,8 @@ def _off_broad_structure(rest: np.ndarray, removed: np.ndarray, delta: float, st
     :data:`NARROW_TOP_HAT` worm widths takes off what is broader than that and leaves the worm; where it lay against
     the line the top-hat also takes a strip of its side, so what is left is grown back by ``back_disc`` inside
     ``rest`` before it is judged. It must be a whole worm, curved and as dark as one."""
+    if not rest.any():
+        return rest
     radius = max(2, round(NARROW_TOP_HAT * stats.width))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     narrow = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
@@ -962,14 +963,19 @@ def _off_long_structure(
     return kept
 
 
+def _back_disc(stats: WormStats) -> np.ndarray:
+    """The disc by which a worm's dark core or narrow remnant is grown back to its edge: a third of its width."""
+    back = max(1, round(0.3 * stats.width))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
+
+
 def _dark_worm_in(piece: np.ndarray, dark: np.ndarray, level: float, stats: WormStats) -> np.ndarray:
     """The part of a ``piece`` (bool ``(H, W)``) where the temporal background's darkness ``dark`` (float32
     ``(H, W)``) exceeds ``level``, above that of the structure it lies on, grown back by a third of a worm's width
     inside the piece to take in its edge, when that part is a whole, curved worm: bool ``(H, W)``, else nothing.
     A worm lying along a ring half as dark as itself is one region with a stretch of the ring, and over the whole
     region it is no darker than the ring (tuning plate 10503); where it lies, the worm adds its own darkness."""
-    back = max(1, round(0.3 * stats.width))
-    back_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * back + 1, 2 * back + 1))
+    back_disc = _back_disc(stats)
     core = cv2.dilate((piece & (dark > level)).astype(np.uint8), back_disc).view(bool) & piece
     if not core.any():
         return core
