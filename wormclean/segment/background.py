@@ -502,7 +502,7 @@ def fuse_backgrounds(
     merged = candidates & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
     limb_regions, short_limbs = _limbs(merged, stats, ((0.6, 1.5), (0.15, 0.6)))
     limbs = blob_features(limb_regions, removed)
-    worm_limbs = _whole_worms(limbs, stats) & (limbs.straightness < 0.9) & (limbs.contrast >= 0.75 * stats.contrast)
+    worm_limbs = _curved_worms(limbs, stats, 0.75)
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     stretches = _stretches(limb_bodies, structure, stats)
     # A worm lying partly on such a structure, across it or with its head in it: the part on the structure is its
@@ -519,7 +519,7 @@ def fuse_backgrounds(
     with_limb[np.unique(wholes.labels[limb_pixels & joined])] = True
     with_core = np.zeros(len(wholes.area) + 1, bool)
     with_core[np.unique(wholes.labels[on_structure & joined])] = True
-    worm_wholes = with_limb[1:] & with_core[1:] & _whole_worms(wholes, stats) & (wholes.straightness < 0.9)
+    worm_wholes = with_limb[1:] & with_core[1:] & _curved_worms(wholes, stats)
     for k in np.flatnonzero(worm_wholes).tolist():
         worm_wholes[k] = _on_a_host(wholes.labels == k + 1, features.labels, limb_pixels, on_structure, removed,
                                     stats, disc)
@@ -709,6 +709,13 @@ def _whole_worms(features: BlobFeatures, stats: WormStats) -> np.ndarray:
     )
 
 
+def _curved_worms(features: BlobFeatures, stats: WormStats, contrast: float = 0.0) -> np.ndarray:
+    """Which blobs are a whole worm (:func:`_whole_worms`) that is curved, as a lying worm is and a stretch of a
+    line is not, and at least ``contrast`` times as dark as a worm: bool ``(n_blobs,)``."""
+    return (_whole_worms(features, stats) & (features.straightness < 0.9)
+            & (features.contrast >= contrast * stats.contrast))
+
+
 def _off_text_rows(chosen: np.ndarray, letters: np.ndarray, removed: np.ndarray, stats: WormStats) -> np.ndarray:
     """``chosen`` less the regions that stand in a row with the ``letters`` found (bool ``(H, W)`` each): a letter
     that a ring or a line crosses is no letter on its own (it is joined to the ring, or darker than the rest
@@ -742,8 +749,7 @@ def _limbs_off_letters(letters: np.ndarray, text: np.ndarray, removed: np.ndarra
     if not letters.any():
         return letters
     limbs = blob_features(_limbs(letters, stats)[0], removed)
-    worms = np.isin(limbs.labels, np.flatnonzero(_whole_worms(limbs, stats) & (limbs.straightness < 0.9)
-                                                 & (limbs.contrast >= 0.75 * stats.contrast)) + 1)
+    worms = np.isin(limbs.labels, np.flatnonzero(_curved_worms(limbs, stats, 0.75)) + 1)
     if not worms.any():
         return worms
     others = text & ~cv2.dilate(worms.astype(np.uint8), np.ones((3, 3), np.uint8)).view(bool)  # a pixel apart
@@ -788,9 +794,9 @@ def _off_thin_lines(chosen: np.ndarray, dark: np.ndarray, delta: float, stats: W
     region_of[bodies.labels[inside]] = regions[inside]  # each body lies in one region
     body_width = np.full(n_chosen, np.inf)  # the width of each region's largest body
     largest = np.zeros(n_chosen)
-    for body, region in enumerate(region_of[1:].tolist()):
-        if bodies.area[body] > largest[region]:
-            largest[region], body_width[region] = bodies.area[body], bodies.width[body]
+    for index, region in enumerate(region_of[1:].tolist()):
+        if bodies.area[index] > largest[region]:
+            largest[region], body_width[region] = bodies.area[index], bodies.width[index]
     thin = body_width < MIN_DARK_WIDTH * stats.width
     thin[0] = False
     return chosen & ~thin[regions]
@@ -814,7 +820,7 @@ def _off_broad_structure(rest: np.ndarray, removed: np.ndarray, delta: float, st
     narrow = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
     worms = cv2.dilate((hysteresis(narrow, 0.5 * delta, delta) & rest).astype(np.uint8), back_disc).view(bool) & rest
     pieces = blob_features(worms, narrow)
-    whole = _whole_worms(pieces, stats) & (pieces.straightness < 0.9) & (pieces.contrast >= 0.75 * stats.contrast)
+    whole = _curved_worms(pieces, stats, 0.75)
     return np.isin(pieces.labels, np.flatnonzero(whole) + 1)
 
 
@@ -980,7 +986,7 @@ def _dark_worm_in(piece: np.ndarray, dark: np.ndarray, level: float, stats: Worm
     if not core.any():
         return core
     cores = blob_features(core, dark)
-    whole = _whole_worms(cores, stats) & (cores.straightness < 0.9)
+    whole = _curved_worms(cores, stats)
     return np.isin(cores.labels, np.flatnonzero(whole) + 1)
 
 
