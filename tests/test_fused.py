@@ -491,6 +491,20 @@ def test_a_worm_lying_along_a_ring_half_as_dark_as_itself_is_found_and_the_ring_
     assert n_regions - 1 == 2 and np.all(regions[1:, cv2.CC_STAT_AREA] < 2.5 * stats.area)
 
 
+def test_a_worm_lying_half_on_the_edge_of_a_thick_line_is_found_and_the_line_stays():
+    # A crop of report plate 10203: an immobile worm lies along the edge of a marker line three times as thick as
+    # itself, half on it, its head on the line. The net removed the line and most of the worm, so they are one
+    # region; the top-hats that take the line off cut into the worm where it widens the line, and only the head is
+    # clearly darker than the line.
+    fusion, stats, worm = _fused_crop("fusion_worm_on_a_line_edge")
+    assert fusion.n_worms == 1
+    n_regions, labels, regions, _ = cv2.connectedComponentsWithStats(fusion.regions.astype(np.uint8))
+    on_worm = np.bincount(labels[worm], minlength=n_regions)
+    found = int(on_worm[1:].argmax()) + 1
+    # Most of the worm is filled in, and no stretch of the line: the region is the worm grown by its margin.
+    assert on_worm[found] > 0.7 * worm.sum() and regions[found, cv2.CC_STAT_AREA] < 2.5 * stats.area
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

@@ -50,6 +50,16 @@ NARROW_TOP_HAT = 0.8
 """Radius, in worm widths, of the top-hat that takes a marker line or a bar broader than a worm off a worm lying on
 it (:func:`_off_broad_structure`): the disc is wider than a worm's body and narrower than such a line."""
 
+HOST_MEDIAN = 2.5
+"""Side, in worm widths, of the square over which the median of the net's removal is taken to find a worm lying half on
+a structure broader than itself (:func:`_above_its_host`): the median keeps a structure broader than half of it."""
+
+HOST_RESIDUE = 0.15
+"""The level, in worm contrasts, above which the net's removal less that median is a worm (hysteresis to twice it)."""
+
+MIN_ON_HOST = 1 / 3
+"""The part of a worm found so that must lie on the structure (where the median is half a worm's contrast or more)."""
+
 MIN_MOVING_BLOBS = 3
 """Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
 
@@ -449,12 +459,12 @@ def fuse_backgrounds(
     stats : WormStats
         What a worm looks like in this video (:func:`calibrate_worms`, else :meth:`WormStats.prior`).
     """
-    removed = worm_signal(temporal, net, dark_worms, compensate_flicker=False)  # > 0 where the net removes
+    raw_removed = worm_signal(temporal, net, dark_worms, compensate_flicker=False)  # > 0 where the net removes
     # Only what is narrow, as a worm is: a broad difference (the net blurring a dish edge or a lawn rim) is taken
     # off by a top-hat wider than a worm, so that a worm lying on it stands out on its own.
     broad = max(2, math.ceil(1.5 * stats.width))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * broad + 1, 2 * broad + 1))
-    removed = cv2.morphologyEx(removed, cv2.MORPH_TOPHAT, disc)
+    removed = cv2.morphologyEx(raw_removed, cv2.MORPH_TOPHAT, disc)
     candidates = hysteresis(removed, 0.5 * delta, delta)
     # A worm touching a fibre or a track joins it into one region too long to be a worm: opened with a disc
     # thinner than a worm, the thin structure comes off and the pieces are looked at again. Letters touching a
@@ -525,8 +535,10 @@ def fuse_backgrounds(
                                     stats, disc)
     whole_bodies = np.isin(wholes.labels, np.flatnonzero(worm_wholes) + 1)
     chosen |= (limb_bodies & ~stretches) | (whole_bodies & ~_stretches(whole_bodies, structure, stats))
-    chosen |= _off_broad_structure(candidates & ~on_letters & ~cv2.dilate((chosen | text).astype(np.uint8), thin)
-                                   .view(bool), removed, delta, stats, back_disc)
+    rest = candidates & ~on_letters & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
+    chosen |= _off_broad_structure(rest, removed, delta, stats, back_disc)
+    chosen |= _above_its_host(rest & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool), raw_removed, stats,
+                              back_disc)
     chosen = _off_text_rows(chosen, text | on_letters, removed, stats)
     unchosen_letters = on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
     chosen |= _limbs_off_letters(unchosen_letters, text, removed, stats)
@@ -821,6 +833,39 @@ def _off_broad_structure(rest: np.ndarray, removed: np.ndarray, delta: float, st
     worms = cv2.dilate((hysteresis(narrow, 0.5 * delta, delta) & rest).astype(np.uint8), back_disc).view(bool) & rest
     pieces = blob_features(worms, narrow)
     whole = _curved_worms(pieces, stats, 0.75)
+    return np.isin(pieces.labels, np.flatnonzero(whole) + 1)
+
+
+def _above_its_host(rest: np.ndarray, removed: np.ndarray, stats: WormStats, back_disc: np.ndarray) -> np.ndarray:
+    """The worms lying half on a structure broader than themselves in the regions not yet chosen (``rest``, bool
+    ``(H, W)``), found above the structure by a median of what the net removed (``removed``, float32 ``(H, W)``,
+    before any top-hat): bool ``(H, W)``.
+
+    A worm lying along the edge of a marker line three times as thick as itself, half on it (report plate 10203),
+    makes one region with the line. The top-hats cannot take the line off: where the worm widens the line their
+    disc fits, so they cut a disc out of both, and the narrow one leaves the line's texture. Only the worm's head
+    is clearly darker than the line. A median over a square of :data:`HOST_MEDIAN` worm widths keeps a structure
+    broader than half the square, straight edges and all, and not a worm: what the net removed above it is the
+    worm, on the line or off it, with the line's texture well under a worm's contrast. That residue, above
+    :data:`HOST_RESIDUE` of a worm's contrast (by hysteresis to twice that), grown back inside ``rest`` by
+    ``back_disc``, must be a whole, curved worm as dark as one, and :data:`MIN_ON_HOST` of it must lie on the
+    structure (where the median is half a worm's contrast or more). The median takes off whatever is narrower than
+    half its square, not only worms: a thin fibre curving across a line (report plate 10103, three worms long) and
+    the bowl of a bold letter lie on the structure where they cross it or not at all (a fifth of the bowl).
+    (The median is taken of ``removed`` in 64ths of a worm's contrast, up to four contrasts: OpenCV takes a square of
+    any size for 8-bit images.)"""
+    if not rest.any():
+        return rest
+    contrast = max(stats.contrast, 1e-6)
+    size = 2 * round(HOST_MEDIAN * stats.width / 2) + 1
+    scaled = np.clip(removed * (64 / contrast), 0, 255).astype(np.uint8)
+    host = cv2.medianBlur(scaled, max(3, size)).astype(np.float32) * (contrast / 64)
+    residue = removed - host
+    low = HOST_RESIDUE * contrast
+    worms = cv2.dilate((hysteresis(residue, low, 2 * low) & rest).astype(np.uint8), back_disc).view(bool) & rest
+    pieces = blob_features(worms, residue)
+    on_host = np.bincount(pieces.labels[host > 0.5 * contrast], minlength=len(pieces.area) + 1)[1:]
+    whole = _curved_worms(pieces, stats, 0.75) & (on_host >= MIN_ON_HOST * pieces.area)
     return np.isin(pieces.labels, np.flatnonzero(whole) + 1)
 
 
