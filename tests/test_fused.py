@@ -406,7 +406,8 @@ def _fused_crop(name: str):
                       float(data["contrast"]), "video")
     temporal, net = data["temporal"].astype(np.float32), data["net"].astype(np.float32)
     worm = data["worm"] if "worm" in data else np.zeros(temporal.shape, bool)
-    return fuse_backgrounds(temporal, net, True, float(data["delta"]), stats), stats, worm
+    dark_worms = bool(data["dark"]) if "dark" in data else True
+    return fuse_backgrounds(temporal, net, dark_worms, float(data["delta"]), stats), stats, worm
 
 
 def test_a_faint_fibre_crossing_a_track_is_no_worm():
@@ -503,6 +504,17 @@ def test_a_worm_lying_half_on_the_edge_of_a_thick_line_is_found_and_the_line_sta
     found = int(on_worm[1:].argmax()) + 1
     # Most of the worm is filled in, and no stretch of the line: the region is the worm grown by its margin.
     assert on_worm[found] > 0.7 * worm.sum() and regions[found, cv2.CC_STAT_AREA] < 2.5 * stats.area
+
+
+def test_a_worm_with_its_head_on_a_line_that_runs_out_of_the_frame_is_found_and_the_line_stays():
+    # A crop of plate 10805 (dark field, light worms), at the frame's bottom edge: an immobile worm has its head on
+    # a bright marker line that runs down out of the frame. The worm and the line's stretch from its head to the
+    # edge are two limbs of their region's centreline; their bodies touch at the junction and make one blob, two
+    # worms long and worm-like as a few touching worms are, which came back at the edge in every frame.
+    fusion, stats, worm = _fused_crop("fusion_worm_on_a_line_to_the_edge")
+    assert fusion.regions[worm].mean() > 0.9
+    n_regions, labels, regions, _ = cv2.connectedComponentsWithStats(fusion.regions.astype(np.uint8))
+    assert n_regions - 1 == 1 and regions[1, cv2.CC_STAT_AREA] < 2.5 * stats.area and not fusion.regions[-1].any()
 
 
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():

@@ -514,6 +514,15 @@ def fuse_backgrounds(
     limbs = blob_features(limb_regions, removed)
     worm_limbs = _curved_worms(limbs, stats, 0.75)
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
+    # Limbs that meet at a junction make one blob of their bodies, which may be worm-like as a few touching worms
+    # are: one longer than a worm and a half is looked at limb by limb (a worm with its head on a line, and the
+    # line's stretch from there to the frame's edge, on an untuned plate).
+    long_limbs = worm_limbs & (limbs.length > 1.5 * stats.length)
+    if long_limbs.any():
+        apart = _limbs(merged, stats, apart=True)[0] & np.isin(limbs.labels, np.flatnonzero(long_limbs) + 1)
+        parts = blob_features(apart, removed)
+        limb_bodies = (np.isin(limbs.labels, np.flatnonzero(worm_limbs & ~long_limbs) + 1)
+                       | np.isin(parts.labels, np.flatnonzero(_curved_worms(parts, stats, 0.75)) + 1))
     stretches = _stretches(limb_bodies, structure, stats)
     # A worm lying partly on such a structure, across it or with its head in it: the part on the structure is its
     # dark core (the net removed the worm and the structure there), and what sticks out is a limb, maybe too
@@ -665,8 +674,8 @@ def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
     return filled[pad:-pad, pad:-pad]
 
 
-def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float], ...] = ((0.6, 1.5),)
-           ) -> list[np.ndarray]:
+def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float], ...] = ((0.6, 1.5),),
+           apart: bool = False) -> list[np.ndarray]:
     """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: one bool
     ``(H, W)`` per range of ``lengths``, each centreline found once.
 
@@ -705,7 +714,10 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
             body = (blob & (to_limb < to_rest))[1:-1, 1:-1]
             for found, inside in zip(bodies, within):
-                if inside:
+                if inside and apart:  # a pixel from the limbs of this region found so far
+                    found[box] |= body & ~cv2.dilate((found[box] & (labels[box] == label)).astype(np.uint8),
+                                                     np.ones((3, 3), np.uint8)).view(bool)
+                elif inside:
                     found[box] |= body
     return bodies
 
