@@ -588,6 +588,21 @@ def test_no_worm_found_is_said_once(trained_video_model, tmp_path, caplog, tiny_
     assert len(warnings) == 1 and "no worm found in any of its 24 frames" in warnings[0] and "--delta" in warnings[0]
 
 
+@pytest.mark.parametrize("n_frames, fps, holds_the_worms", [(60, 1.0, False), (75, 25.0, True)])
+def test_sensor_noise_is_no_ghost_of_a_worm(tmp_path, n_frames, fps, holds_the_worms):
+    # A blurred plate with sensor noise of 5 grey levels, half the default delta: specks of noise over delta lie on
+    # both sides of the median, and counted as ghosts they made a median that shows the plate (a minute of
+    # crawling worms) look like one that holds the worms (3 seconds of them).
+    from wormclean.segment.background import MAX_GHOST_RATIO, ghost_ratio
+
+    video = tmp_path / "noisy.mp4"
+    write_simulation(video, SimulationSettings(size=512, n_frames=n_frames, fps=fps, n_worms=8, immobile_fraction=0.0,
+                                               noise_sigma=5.0, blur_sigma=1.2, seed=5))
+    with open_video(video) as reader:
+        frames = [frame for _, frame in reader.read(np.linspace(0, n_frames - 1, 21).round().astype(int).tolist())]
+    assert (ghost_ratio(frames, temporal_background(frames), True, 10.0) > MAX_GHOST_RATIO) == holds_the_worms
+
+
 def test_worms_that_barely_move_over_the_clip_fall_back_to_the_net(trained_video_model, tmp_path, caplog,
                                                                     tiny_video_settings):
     """A second of video: the worms move a fraction of their length, and their median still holds them."""

@@ -209,12 +209,17 @@ worms, 0.0-0.4 for clips where the median works, 0.42 for the real deeptangle pl
 
 def ghost_ratio(frames: Sequence[np.ndarray], temporal: np.ndarray, dark_worms: bool, delta: float) -> float:
     """Pixels where sample frames are lighter than the temporal background (darker, for light worms) by more than
-    ``delta``, over those where they are darker: 0 for a clean median, about 1 when it holds the moving worms."""
+    ``delta``, over those where they are darker: 0 for a clean median, about 1 when it holds the moving worms.
+
+    Only what is at least two pixels across on both counts: specks of sensor noise over ``delta`` fall on either
+    side of the median and are no worm and no ghost. With noise of 5 grey levels (half of the default delta), on
+    a blurred plate, they made the ratio 5.1 for a median that shows the plate (0.04 without the specks)."""
+    square = np.ones((2, 2), np.uint8)
     worm = ghost = 0
     for frame in frames:
         signal = worm_signal(frame, temporal, dark_worms)
-        worm += int(np.count_nonzero(signal > delta))
-        ghost += int(np.count_nonzero(signal < -delta))
+        worm += cv2.countNonZero(cv2.morphologyEx((signal > delta).view(np.uint8), cv2.MORPH_OPEN, square))
+        ghost += cv2.countNonZero(cv2.morphologyEx((signal < -delta).view(np.uint8), cv2.MORPH_OPEN, square))
     return ghost / worm if worm else 0.0
 
 
