@@ -11,6 +11,10 @@ unexamined, before an earlier change; 10701-10706 and 10801-10806 were run in ag
 10801 looked at; the 1024 half-immobile kind also at 10602-12102, every hundredth, some of whose failures were
 looked at; and the ``--quick`` plates at 9101-9502).
 
+``--unlike``: six plates of settings the fusion was never tuned on (long, faint, blurred and noisy, slow, crowded
+small worms, strong flicker on a dark field), seeds 20101-20106 and 20201-20206. 20103 and 20104 (and 20201) were
+looked at after their first run, so 20203, 20204 and 20301-20306 are the independent ones.
+
 Methods, each on every frame of each plate:
 - ``wormclean`` (default): :class:`~wormclean.predict.cleaner.Cleaner` at its defaults (``--background fused``).
 - ``wormclean net``: the net's background alone (``--background net``, the paper's method).
@@ -29,6 +33,8 @@ Usage::
 
     python benchmarks/bench_accuracy.py                  # the suite and the real plate (about 20 CPU minutes)
     python benchmarks/bench_accuracy.py --quick          # two small plates, to check that it works
+    python benchmarks/bench_accuracy.py --unlike         # plates of other settings: longer, fainter, blurred,
+                                                         # slower, crowded worms, strong flicker
     python benchmarks/bench_accuracy.py --offsets -500 -300 -200 300 400 --wormclean-only
                                                          # the tuning plates, fused default against the ceiling
 """
@@ -72,6 +78,22 @@ QUICK = {
                                          n_rings=1, n_marks=1, text=True),
     "384 all moving, structure": dict(size=384, n_worms=6, immobile_fraction=0.0, worm_length=36, seed=9102,
                                       n_rings=1, n_marks=1, text=True),
+}
+UNLIKE = {
+    "1024 long worms (70 px), half immobile": dict(size=1024, n_worms=12, immobile_fraction=0.5, worm_length=70,
+                                                   seed=20101, **STRUCTURE),
+    "1024 faint worms (contrast 22), half immobile": dict(size=1024, n_worms=14, immobile_fraction=0.5, contrast=22.0,
+                                                          seed=20102, **STRUCTURE),
+    "1024 blurred (1.2 px) and noisy (5), half immobile": dict(size=1024, n_worms=14, immobile_fraction=0.5,
+                                                               blur_sigma=1.2, noise_sigma=5.0, seed=20103,
+                                                               **STRUCTURE),
+    "1024 slow worms (0.05 lengths/s), half immobile": dict(size=1024, n_worms=14, immobile_fraction=0.5, speed=0.05,
+                                                            seed=20104, **STRUCTURE),
+    "768 crowded small worms, 30% immobile": dict(size=768, n_worms=30, immobile_fraction=0.3, worm_length=28,
+                                                  seed=20105, **STRUCTURE),
+    "1024 dark field, 4% flicker, half immobile": dict(size=1024, n_worms=12, immobile_fraction=0.5, dark_worms=False,
+                                                       flicker=0.04, seed=20106, n_rings=2, n_marks=2, text=True,
+                                                       n_tracks=2),
 }
 COMMON = dict(n_frames=60, fps=1.0, noise_sigma=2.5, flicker=0.01)
 
@@ -135,7 +157,7 @@ def suite(args, scratch: Path) -> None:
         (f"{name}, seed {settings['seed'] + offset}" if len(offsets) > 1 or offset else name):
             {**settings, "seed": settings["seed"] + offset}
         for offset in offsets
-        for name, settings in (QUICK if args.quick else SUITE).items()
+        for name, settings in (QUICK if args.quick else UNLIKE if args.unlike else SUITE).items()
     }  # fmt: skip
     columns = ["wormclean", "wormclean net", "median projection", "MOG2", "Tierpsy default", "true background"]
     if args.wormclean_only:
@@ -211,6 +233,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="video model file or registered name (default: shipped)")
     parser.add_argument("--quick", action="store_true", help="two small plates, to check that it works")
+    parser.add_argument("--unlike", action="store_true",
+                        help="six plates of settings unlike the suite's (seeds 20101-20106, never tuned on)")
     parser.add_argument("--seeds", type=int, default=2, help="each plate at this many seeds (its own, +100, ...)")
     parser.add_argument("--offsets", type=int, nargs="+", default=None, metavar="K",
                         help="each plate at its seed + K for each K instead (tuning seeds: -500 -300 -200 300 400)")
