@@ -517,6 +517,19 @@ def test_a_worm_with_its_head_on_a_line_that_runs_out_of_the_frame_is_found_and_
     assert n_regions - 1 == 1 and regions[1, cv2.CC_STAT_AREA] < 2.5 * stats.area and not fusion.regions[-1].any()
 
 
+def test_a_worm_touching_a_ring_by_its_tail_as_dark_as_the_ring_is_found_and_the_ring_stays():
+    # A crop of unlike-suite plate 20201 (worms 70 pixels long): an immobile worm touches a ring by its tail and is
+    # no darker than the ring, and the net removed both about as much. The ring does not go on past the worm's
+    # head, as it would past a stretch of itself.
+    fusion, stats, worm = _fused_crop("fusion_worm_touching_a_ring")
+    assert fusion.n_worms == 1 and fusion.regions[worm].mean() > 0.9
+    n_regions, labels, regions, _ = cv2.connectedComponentsWithStats(fusion.regions.astype(np.uint8))
+    on_worm = np.bincount(labels[worm], minlength=n_regions)
+    found = int(on_worm[1:].argmax()) + 1
+    assert regions[found, cv2.CC_STAT_AREA] < 2.5 * stats.area  # the worm grown by its margin, no stretch of ring
+    assert np.all(np.delete(regions[1:, cv2.CC_STAT_AREA], found - 1) < stats.area)  # the rest: specks, grown
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

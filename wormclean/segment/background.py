@@ -669,21 +669,27 @@ def _goes_on(region: np.ndarray, structure: np.ndarray, stats: WormStats) -> boo
 
     A worm touching a ring by its head meets the ring at that end only, and a worm lying across a track meets it
     on both sides but a few worm widths apart; a stretch of the ring goes on at both of its ends. So the structure
-    is looked for in a shell around the region (one to two worm widths out): it goes on when it crosses the shell
-    at two places further apart than three quarters of the region's length.
+    is looked for in a shell around the region (:func:`_crossings`): it goes on when it crosses the shell at two
+    places further apart than three quarters of the region's length.
     """
+    centres = _crossings(region, structure, stats)
+    if len(centres) < 2:
+        return False
+    apart = float(np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(axis=-1)).max())
+    return apart > 0.75 * blob_features(region, region.astype(np.float32), labelled=False).length[0]
+
+
+def _crossings(region: np.ndarray, structure: np.ndarray, stats: WormStats) -> np.ndarray:
+    """The centres of the places where ``structure`` crosses a shell around ``region`` one to two worm widths out
+    (bool images of one box, with two worm widths of room around the region): float64 ``(n, 2)``, x and y."""
     inner, outer = max(1, round(stats.width)), max(2, round(2 * stats.width))
     pixels = region.astype(np.uint8)
     shell = (cv2.dilate(pixels, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outer + 1, 2 * outer + 1))).view(bool)
              & ~cv2.dilate(pixels, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inner + 1, 2 * inner + 1)))
              .view(bool))  # fmt: skip
-    n_crossings, _, _, centres = cv2.connectedComponentsWithStats((structure & shell).astype(np.uint8),
-                                                                  connectivity=8, ltype=cv2.CV_32S)
-    if n_crossings < 3:  # the background and at most one crossing
-        return False
-    centres = centres[1:]
-    apart = float(np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(axis=-1)).max())
-    return apart > 0.75 * blob_features(region, pixels.astype(np.float32), labelled=False).length[0]
+    _, _, _, centres = cv2.connectedComponentsWithStats((structure & shell).astype(np.uint8), connectivity=8,
+                                                        ltype=cv2.CV_32S)
+    return centres[1:]
 
 
 def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
@@ -992,6 +998,24 @@ def _a_stretch(piece: np.ndarray, ratio: float, others: np.ndarray, dark: np.nda
     return bool(shape.straightness[0] >= 0.9 and shape.length[0] < 0.8 * stats.length)
 
 
+def _hangs_off(piece: np.ndarray, others: np.ndarray, dark: np.ndarray, stats: WormStats) -> bool:
+    """Whether a ``piece`` of a long structure is a worm touching it by its head or its tail: the structure
+    (``others``) crosses a shell around it at one place only (:func:`_crossings`) and lies along less than a
+    quarter of its edge (one worm width out), and in the temporal background's darkness it is a whole, curved worm
+    (:func:`_curved_worms`). (A worm lying along a ring, with a stretch of the ring in its piece, meets the ring
+    at several places: five on tuning plate 10503. Around a stretch of a broad dish edge the edge goes on on
+    either side: along 0.52-0.56 of its edge on untuned plate 10804, 0.03 around the worm of 20201.)"""
+    if len(_crossings(piece, others, stats)) != 1:
+        return False
+    width = max(1, round(stats.width))
+    edge = cv2.dilate(piece.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1,
+                                                                                          2 * width + 1))).view(bool)
+    edge &= ~piece
+    if np.count_nonzero(others & edge) >= 0.25 * np.count_nonzero(edge):
+        return False
+    return bool(_curved_worms(blob_features(piece, dark, labelled=False), stats)[0])
+
+
 def _off_long_structure(
     chosen: np.ndarray, dark: np.ndarray, structure: np.ndarray, stats: WormStats, disc: np.ndarray,
     removed: np.ndarray,
@@ -1014,7 +1038,8 @@ def _off_long_structure(
     A worm can be as dark and thick as the ring it lies along, so that the temporal background alone cannot tell
     them apart: then what the net removed (``removed``, float32 ``(H, W)``) is looked at too, and a curved region
     of a worm's length that the net removed half as much again as the rest of the structure stays
-    (:func:`_removed_more_than_its_host`).
+    (:func:`_removed_more_than_its_host`), and so does a whole, curved worm that touches the structure at one place
+    only, by its head or its tail (:func:`_hangs_off`).
     """
     structure = structure | chosen
     _, hosts, host_stats, _ = cv2.connectedComponentsWithStats(structure.astype(np.uint8), connectivity=8,
@@ -1043,8 +1068,10 @@ def _off_long_structure(
             continue
         rest_darkness = max(float(np.median(dark[host_box][rest])), 1e-6)
         ratio = np.median(dark[host_box][piece]) / rest_darkness
-        if ratio < 1.4 or _a_stretch(piece, ratio, structure[host_box] & ~piece, dark[host_box], stats):
-            if _removed_more_than_its_host(piece, rest, removed[host_box], stats):
+        others = structure[host_box] & ~piece
+        if ratio < 1.4 or _a_stretch(piece, ratio, others, dark[host_box], stats):
+            if (_removed_more_than_its_host(piece, rest, removed[host_box], stats)
+                    or _hangs_off(piece, others, dark[host_box], stats)):
                 continue
             kept[host_box][piece] = False
             kept[host_box] |= _dark_worm_in(piece, dark[host_box], 1.4 * rest_darkness, stats)
