@@ -530,6 +530,14 @@ def test_a_worm_touching_a_ring_by_its_tail_as_dark_as_the_ring_is_found_and_the
     assert np.all(np.delete(regions[1:, cv2.CC_STAT_AREA], found - 1) < stats.area)  # the rest: specks, grown
 
 
+def test_the_straight_end_of_a_line_past_where_it_crosses_a_ring_is_no_worm():
+    # A crop of unlike-suite plate 20206 (dark field): a bright marker line crosses a ring and ends a worm and a
+    # third further on. That end is a limb of their region's centreline, as a worm touching the ring would be, but
+    # it is straight; the body around it hooks where it was cut off at the crossing and looked curved.
+    fusion, stats, _ = _fused_crop("fusion_line_end_past_a_ring")
+    assert fusion.n_worms == 0 and label_components(fusion.regions)[2][1:].max(initial=0) < stats.min_area
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

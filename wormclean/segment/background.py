@@ -535,9 +535,11 @@ def fuse_backgrounds(
     # it touches, but it must be as dark as a worm, curved, and whole).
     # (A region with letters on it is not left out: only the letters are.)
     merged = candidates & ~cv2.dilate((chosen | text).astype(np.uint8), thin).view(bool)
-    limb_regions, short_limbs = _limbs(merged, stats, ((0.6, 1.5), (0.15, 0.6)))
+    limb_regions, short_limbs, straight_limbs = _limbs(merged, stats, ((0.6, 1.5), (0.15, 0.6)), straight=True)
     limbs = blob_features(limb_regions, removed)
+    # (The end of a line beyond where it crosses a ring is a limb too, and straight.)
     worm_limbs = _curved_worms(limbs, stats, 0.75)
+    worm_limbs[np.unique(limbs.labels[straight_limbs & limb_regions]) - 1] = False
     limb_bodies = np.isin(limbs.labels, np.flatnonzero(worm_limbs) + 1)
     # Limbs that meet at a junction make one blob of their bodies, which may be worm-like as a few touching worms
     # are: one longer than a worm and a half is looked at limb by limb (a worm with its head on a line, and the
@@ -706,13 +708,15 @@ def _fill_in(image: np.ndarray, region: np.ndarray, radius: int) -> np.ndarray:
 
 
 def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float], ...] = ((0.6, 1.5),),
-           apart: bool = False) -> list[np.ndarray]:
+           apart: bool = False, straight: bool = False) -> list[np.ndarray]:
     """The regions of ``mask`` up to a worm and a half, and the bodies of the limbs of the larger ones: one bool
-    ``(H, W)`` per range of ``lengths``, each centreline found once.
+    ``(H, W)`` per range of ``lengths``, each centreline found once; with ``straight``, one more: the bodies of the
+    limbs whose own centreline is straight (0.9, as :class:`BlobFeatures` measures it).
 
     A limb is a stretch of a region's centreline from a free end to the first junction, of a range of lengths in
     worms (about a worm's length: 0.6 to 1.5 worms); its body is the part of the region nearer to it than to the
-    rest of the centreline.
+    rest of the centreline. (The body's own centreline may hook where it was cut off at the junction, and look
+    curved where the limb is the straight end of a line.)
     """
     n_labels, labels, blob_stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8,
                                                                        ltype=cv2.CV_32S)
@@ -720,6 +724,7 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float
     large[0] = True
     small = ~large[labels]
     bodies = [small.copy() for _ in lengths]
+    straight_bodies = np.zeros(mask.shape, bool)
     for label in np.flatnonzero(large).tolist():
         if label == 0:
             continue
@@ -744,13 +749,17 @@ def _limbs(mask: np.ndarray, stats: WormStats, lengths: tuple[tuple[float, float
             to_limb = cv2.distanceTransform((~limb).astype(np.uint8), cv2.DIST_L2, 3)
             to_rest = cv2.distanceTransform((~(skeleton.view(bool) & ~limb)).astype(np.uint8), cv2.DIST_L2, 3)
             body = (blob & (to_limb < to_rest))[1:-1, 1:-1]
+            if straight:
+                points = cv2.findNonZero(limb.astype(np.uint8))
+                if max(cv2.minAreaRect(points)[1]) >= 0.9 * length:
+                    straight_bodies[box] |= body
             for found, inside in zip(bodies, within):
                 if inside and apart:  # a pixel from the limbs of this region found so far
                     found[box] |= body & ~cv2.dilate((found[box] & (labels[box] == label)).astype(np.uint8),
                                                      np.ones((3, 3), np.uint8)).view(bool)
                 elif inside:
                     found[box] |= body
-    return bodies
+    return bodies + [straight_bodies] if straight else bodies
 
 
 def _whole_worms(features: BlobFeatures, stats: WormStats) -> np.ndarray:
