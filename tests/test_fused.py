@@ -538,6 +538,33 @@ def test_the_straight_end_of_a_line_past_where_it_crosses_a_ring_is_no_worm():
     assert fusion.n_worms == 0 and label_components(fusion.regions)[2][1:].max(initial=0) < stats.min_area
 
 
+def test_a_stretch_of_a_structure_a_line_joins_is_no_worm_where_it_is_darker_all_along():
+    # Unlike-suite plate 20104: where a line joins a dish's dark edge, a stretch of the edge worm-shaped and a worm
+    # long is 1.46 times as dark as the rest of the edge, and over 1.4 times all along it: the "worm lying along
+    # the structure" looked for inside such a stretch was the whole stretch, filled in and back in every frame.
+    from wormclean.segment.background import _dark_worm_in
+
+    stats = WormStats(90, 120.0, 3.6, 38.0, 39.0, "video")
+
+    def curve(start: int, stop: int, thickness: int) -> np.ndarray:
+        image = np.zeros((60, 100), np.uint8)
+        x = np.arange(start, stop)
+        cv2.polylines(image, [np.stack([x, 30 + (6 * np.sin(x / 6.0)).astype(int)], 1).astype(np.int32)], False, 1,
+                      thickness)
+        return image.view(bool)
+
+    piece = curve(20, 60, 4)
+    rest = 30.0  # the rest of the structure's darkness (a dish edge as dark as a worm)
+    dark = np.where(piece, 1.46 * rest, 0.0).astype(np.float32)
+    assert not _dark_worm_in(piece, dark, 1.4 * rest, stats).any()
+    # A worm lying along a ring adds its own darkness where it lies (most along its centreline: its edge is
+    # blurred), and its piece holds a stretch of the ring too.
+    ring, worm = curve(5, 75, 9), curve(20, 60, 1)
+    dark = np.where(worm, 3.0 * rest, np.where(ring, rest, 0.0)).astype(np.float32)
+    found = _dark_worm_in(ring, dark, 1.4 * rest, stats)
+    assert found[worm].all() and found.sum() < 0.5 * ring.sum()
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.
