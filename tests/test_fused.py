@@ -565,6 +565,23 @@ def test_a_stretch_of_a_structure_a_line_joins_is_no_worm_where_it_is_darker_all
     assert found[worm].all() and found.sum() < 0.5 * ring.sum()
 
 
+def test_an_arc_of_a_ring_the_net_removes_more_than_the_rest_is_no_worm():
+    # Unlike-suite plate 20301 (worms 70 pixels long): the net removed two arcs of a ring nearly whole and the rest
+    # of it partly, so each arc, a third of the ring, was a dark curved core with two ends, and a worm by every
+    # measure but its length: two and a half worms. A core longer than a worm and a half is no worm.
+    stats = WormStats(64, 360.0, 5.7, 72.0, 41.0, "video")
+    temporal = np.full((200, 200), 200.0, np.float32)
+    ring = np.zeros(temporal.shape, np.uint8)
+    cv2.circle(ring, (100, 100), 60, 1, 5)
+    temporal[ring > 0] = 160.0
+    net = 200 - 0.6 * (200 - temporal)
+    arc = np.zeros(temporal.shape, np.uint8)
+    cv2.ellipse(arc, (100, 100), (60, 60), 0, 0, 120, 1, 9)  # 126 pixels of the ring, 1.75 worms
+    net[(arc > 0) & (ring > 0)] = 200.0
+    fusion = fuse_backgrounds(temporal, net, True, 10.0, stats)
+    assert fusion.n_worms == 0 and not fusion.regions.any()
+
+
 def test_the_strokes_of_letters_as_big_as_worms_are_no_worms_touching_them():
     # A bold label whose letters are as tall as a worm is long, an immobile worm on top of two of them: limbs of
     # the letters (the arc of a "2") are as long as a worm, but they lie in the letters' band.

@@ -513,7 +513,8 @@ def fuse_backgrounds(
     chosen |= np.isin(pieces.labels, np.flatnonzero(worm_pieces) + 1)
     # A worm lying across a fainter structure the net also removes (an old track as wide as a worm) makes one
     # region too long to be a worm, but the worm is darker than the track: its dark core, grown back by a third
-    # of a worm's width, is looked at on its own. It must be a whole worm, not the darker stretch of a fibre.
+    # of a worm's width, is looked at on its own. It must be a whole worm, not the darker stretch of a fibre, and
+    # no longer than a worm and a half (the net removed arcs of a ring nearly whole, 2.4 worms long, on 20301).
     # On a region that is mostly a ring or a line as dark as 0.7 of a worm, the core is what is clearly darker
     # than the region's own median: the worm lying on it, not the whole structure.
     rejected = candidates & ~on_letters & ~cv2.dilate(chosen.astype(np.uint8), thin).view(bool)
@@ -524,7 +525,7 @@ def fuse_backgrounds(
     core_level = np.maximum(0.7 * stats.contrast, CORE_OVER_REGION * level)[features.labels]
     core = cv2.dilate((rejected & (removed > core_level)).astype(np.uint8), back_disc).view(bool)
     cores = blob_features(core & rejected, removed)
-    worm_cores = _whole_worms(cores, stats)
+    worm_cores = _whole_worms(cores, stats) & (cores.length <= 1.5 * stats.length)
     chosen |= np.isin(cores.labels, np.flatnonzero(worm_cores) + 1)
     # What is dark and narrow in the temporal background alone: the static structures the chosen regions may lie on.
     dark = cv2.morphologyEx(temporal, cv2.MORPH_BLACKHAT if dark_worms else cv2.MORPH_TOPHAT, disc)
