@@ -13,8 +13,8 @@ looked at; and the ``--quick`` plates at 9101-9502).
 
 ``--unlike``: six plates of settings the fusion was never tuned on (long, faint, blurred and noisy, slow, crowded
 small worms, strong flicker on a dark field), seeds 20101-20106 and 20201-20206 (``--offsets 0 100 200`` adds
-20301-20306). 20103, 20104, 20106, 20201, 20205 and 20206 were looked at after their first run (and rules made
-from 20103, 20104, 20201 and 20206), and 20301 after the first run of 20301-20306 (a rule made from it), so
+20301-20306). 20103, 20104, 20106, 20201, 20204, 20205 and 20206 were looked at after their first run (and rules
+made from 20103, 20104, 20201 and 20206), and 20301 after the first run of 20301-20306 (a rule made from it), so
 20302-20306 are the independent ones.
 
 Methods, each on every frame of each plate:
