@@ -44,7 +44,8 @@ class TruthWriter:
     path
         File to write (callers make it atomic).
     settings
-        The simulation's settings, stored as attributes.
+        The simulation's settings, stored as attributes: a :class:`SimulationSettings`, or anything with its
+        ``size``, ``n_frames`` and ``to_dict()`` (a semi-real plate, :mod:`wormclean.sim.semireal`).
     background : (height, width) float32
     immobile : (n_worms,) bool
     gain : (n_frames,) float32
