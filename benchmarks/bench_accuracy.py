@@ -28,6 +28,12 @@ Methods, each on every frame of each plate:
 The background-based methods share the threshold (10 grey levels) and the blob cleaning wormclean calibrated on
 the video (smallest and largest blob, largest hole filled). Worms are matched by bounding-box IoU > 0.5.
 
+``--semireal``: semi-real plates (:mod:`wormclean.sim.semireal`): the real wormpose worm, scaled to 50 px, crawling
+or lying still on worm-free crops of real plates (marker lines, rims, a clamp, debris, plain agar), 80 frames,
+each background once half still (60 % of the still worms on structure) and once all moving, seeds 30101-30112.
+The TUNE backgrounds may be looked at while changing wormclean; the REPORT ones (other plates) are for reporting.
+Scored as above, with the still worms' pixel recall in place of their worm-level recall.
+
 Then the real plate in ``../shared/data/deeptangle`` (11 frames, no truth): blobs per frame for each method, and a
 preview PNG (frame | wormclean background | mask) to look at.
 
@@ -37,6 +43,8 @@ Usage::
     python benchmarks/bench_accuracy.py --quick          # two small plates, to check that it works
     python benchmarks/bench_accuracy.py --unlike         # plates of other settings: longer, fainter, blurred,
                                                          # slower, crowded worms, strong flicker
+    python benchmarks/bench_accuracy.py --semireal --skip-net --markdown
+                                                         # real worms on real backgrounds (TUNE / REPORT)
     python benchmarks/bench_accuracy.py --offsets -500 -300 -200 300 400 --wormclean-only
                                                          # the tuning plates, fused default against the ceiling
 """
@@ -63,6 +71,14 @@ from wormclean.segment.background import WormStats  # noqa: E402
 from wormclean.segment.metrics import MaskScores  # noqa: E402
 from wormclean.segment.threshold import clean_mask, label_components, segment  # noqa: E402
 from wormclean.sim import SimulationSettings, read_truth, write_simulation  # noqa: E402
+from wormclean.sim.semireal import (  # noqa: E402
+    REPORT,
+    TUNE,
+    compose_plate,
+    load_background,
+    real_worm_layers,
+    write_plate,
+)
 
 STRUCTURE = dict(n_rings=1, n_marks=1, n_tracks=3, dish_edge=True, text=True, n_fibres=5)
 SUITE = {
@@ -152,6 +168,25 @@ def wormclean_masks(cleaner: Cleaner, video: Path) -> tuple[list[np.ndarray], Wo
     return masks, (WormStats(**stats) if stats else None), time.perf_counter() - started
 
 
+def method_masks(model, args, video: Path, frames, dark_worms: bool, truth_background) -> tuple:
+    """Every method's masks of one plate video: ``({method: [mask per frame]}, wormclean's WormStats, seconds)``.
+
+    ``args.wormclean_only`` keeps the fused default and the true background; ``args.skip_net`` leaves out the
+    net's background alone.
+    """
+    fused_here = Cleaner(model, device=args.device, dark_worms=dark_worms)
+    masks, stats, seconds = wormclean_masks(fused_here, video)
+    methods = {"wormclean": masks}
+    if args.wormclean_only:
+        methods["true background"] = against(truth_background, frames, dark_worms, stats)
+        return methods, stats, seconds
+    if not getattr(args, "skip_net", False):
+        net_here = Cleaner(model, device=args.device, background="net", dark_worms=dark_worms)
+        methods["wormclean net"] = wormclean_masks(net_here, video)[0]
+    methods.update(baseline_masks(frames, fused_here, stats, truth_background))
+    return methods, stats, seconds
+
+
 def suite(args, scratch: Path) -> None:
     model = load_model(resolve_model(args.model))
     offsets = args.offsets if args.offsets is not None else [100 * repeat for repeat in range(args.seeds)]
@@ -174,19 +209,11 @@ def suite(args, scratch: Path) -> None:
         immobile = list(np.nonzero(truth.immobile)[0] + 1)
         with open_video(video) as reader:
             frames = [frame for _, frame in reader.frames()]
-        fused_here = Cleaner(model, device=args.device, dark_worms=settings.dark_worms)
-        net_here = Cleaner(model, device=args.device, background="net", dark_worms=settings.dark_worms)
-        masks, stats, seconds = wormclean_masks(fused_here, video)
-        methods = {"wormclean": masks}
-        if not args.wormclean_only:
-            methods["wormclean net"] = wormclean_masks(net_here, video)[0]
-            methods.update(baseline_masks(frames, fused_here, stats, truth.background))
-        else:
-            methods["true background"] = against(truth.background, frames, settings.dark_worms, stats)
+        methods, stats, seconds = method_masks(model, args, video, frames, settings.dark_worms, truth.background)
         scores = {}
-        for method, method_masks in methods.items():
+        for method, masks in methods.items():
             score = MaskScores()
-            for index, mask in enumerate(method_masks):
+            for index, mask in enumerate(masks):
                 score.add(mask, truth.labels[index], immobile)
             scores[method] = score
         rows.append((name, scores, stats, seconds))
@@ -202,6 +229,67 @@ def suite(args, scratch: Path) -> None:
             cells.append(f"{s.f1:.3f} ({s.precision:.2f}{immobile})")
         ratio = scores["wormclean"].iou / max(scores["true background"].iou, 1e-9)
         print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+
+
+SEMIREAL_SEED = 30101  # semi-real plates: seeds 30101 + plate number, used nowhere else
+SEMIREAL_KINDS = {
+    "half still, on structure": dict(n_worms=10, still_fraction=0.5, on_structure_fraction=0.6),
+    "all moving": dict(n_worms=10, still_fraction=0.0),
+}
+SEMIREAL_COMMON = dict(n_frames=80, worm_length=50.0, speed=3.0, posture_step=2, noise_sigma=1.0, flicker=0.005)
+
+
+def semireal_suite(args, scratch: Path) -> None:
+    """Semi-real plates (real worms on real worm-free backgrounds, :mod:`wormclean.sim.semireal`): every method's
+    F1 (precision / still-worm pixel recall), on TUNE and REPORT backgrounds."""
+    data = REPO.parent / "shared" / "data"
+    layers = real_worm_layers(data / "wormpose")
+    model = load_model(resolve_model(args.model))
+    rows, columns = [], None
+    backgrounds = [("tune", crop) for crop in TUNE] + [("report", crop) for crop in REPORT]
+    number = 0
+    for split, crop in backgrounds:
+        background = load_background(crop, data / "realplates")
+        for kind, options in SEMIREAL_KINDS.items():
+            seed = SEMIREAL_SEED + number
+            number += 1
+            video = scratch / f"semireal_{seed}.mp4"
+            plate = compose_plate(background, layers, seed=seed, background_name=crop.name,
+                                  **{**SEMIREAL_COMMON, **options})
+            if not video.exists():
+                write_plate(video, plate)
+            with open_video(video) as reader:
+                frames = [frame for _, frame in reader.frames()]
+            methods, stats, seconds = method_masks(model, args, video, frames, True, plate.background)
+            still_ids = np.nonzero(plate.still)[0] + 1
+            still_pixels = np.isin(plate.labels, still_ids)
+            cells = {}
+            for method, masks in methods.items():
+                score = MaskScores()
+                for index, mask in enumerate(masks):
+                    score.add(mask, plate.labels[index], still_ids)
+                found = sum(int(np.count_nonzero(mask & still_pixels[index])) for index, mask in enumerate(masks))
+                total = int(np.count_nonzero(still_pixels))
+                recall = f" / {found / total:.2f}" if total else ""
+                cells[method] = f"{score.f1:.3f} ({score.precision:.2f}{recall})"
+            columns = columns or list(cells)
+            rows.append([f"{crop.name}, {kind} (seed {seed})", split] + [cells[column] for column in columns])
+            print(f"{crop.name}, {kind}: done in {seconds:.1f} s (wormclean), worms {stats}", flush=True)
+    print("\nSemi-real plates: F1 (precision / still-worm pixel recall)")
+    print_table(["plate", "set"] + columns, rows, args.markdown)
+
+
+def print_table(header: list[str], rows: list[list[str]], markdown: bool) -> None:
+    """Print rows under a header, as Markdown or as aligned plain text."""
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|---" * len(header) + "|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in [header, ["-" * width for width in widths], *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def real_plate(args, scratch: Path) -> None:
@@ -237,6 +325,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two small plates, to check that it works")
     parser.add_argument("--unlike", action="store_true",
                         help="six plates of settings unlike the suite's (seeds 20101-20106, never tuned on)")
+    parser.add_argument("--semireal", action="store_true",
+                        help="semi-real plates: real worms on real worm-free backgrounds (TUNE and REPORT crops)")
+    parser.add_argument("--markdown", action="store_true", help="print the --semireal table as Markdown")
+    parser.add_argument("--skip-net", action="store_true", help="leave out the net's background alone (faster)")
     parser.add_argument("--seeds", type=int, default=2, help="each plate at this many seeds (its own, +100, ...)")
     parser.add_argument("--offsets", type=int, nargs="+", default=None, metavar="K",
                         help="each plate at its seed + K for each K instead (tuning seeds: -500 -300 -200 300 400)")
@@ -247,6 +339,9 @@ def main() -> None:
     parser.add_argument("--skip-real", action="store_true", help="leave out the real plate")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
+    if args.semireal:
+        semireal_suite(args, args.scratch)
+        return
     suite(args, args.scratch)
     if not (args.skip_real or args.quick or args.wormclean_only):
         real_plate(args, args.scratch)

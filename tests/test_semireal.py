@@ -1,0 +1,146 @@
+"""Semi-real plates: real worm layers, real backgrounds, and composed plates checked against their known truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from wormclean.errors import SettingsError
+from wormclean.io import open_video
+from wormclean.sim import read_truth
+from wormclean.sim.semireal import (
+    REAL_WORM_LENGTH,
+    REPORT,
+    TUNE,
+    compose_plate,
+    load_background,
+    real_worm_layers,
+    structure_map,
+    write_plate,
+)
+
+# 20 consecutive real frames of the wormpose worm (tests/data/wormpose_sample/README.txt).
+SAMPLE = Path(__file__).parent / "data" / "wormpose_sample"
+SMALL = dict(n_frames=10, worm_length=30.0, speed=3.0, noise_sigma=0.0, on_structure_fraction=0.0)
+
+
+@pytest.fixture(scope="module")
+def layers():
+    return real_worm_layers(SAMPLE)
+
+
+@pytest.fixture(scope="module")
+def sample_features():
+    with h5py.File(SAMPLE / "features.h5", "r") as features:
+        return features["skeletons"][...], features["width"][...]
+
+
+def flat(level: float = 170.0, size: int = 192) -> np.ndarray:
+    return np.full((size, size), level, np.uint8)
+
+
+def test_layers_are_the_real_worm(layers, sample_features):
+    skeletons, widths = sample_features
+    assert len(layers) == 20
+    for (layer, mask), skeleton, width in zip(layers, skeletons, widths, strict=True):
+        length = np.linalg.norm(np.diff(skeleton, axis=0), axis=1).sum()
+        assert abs(length - REAL_WORM_LENGTH) < 0.2 * REAL_WORM_LENGTH
+        # A tube of the real worm's length and mean width, plus its round ends.
+        expected = length * width.mean()
+        assert 0.85 * expected < mask.sum() < 1.35 * expected
+        columns, rows = np.round(skeleton).astype(int).T
+        assert mask[rows.clip(0, mask.shape[0] - 1), columns.clip(0, mask.shape[1] - 1)].all()
+        assert layer.dtype == np.float32 and layer.min() >= 0
+        # The real worm is about 90 grey levels darker than the agar at its darkest; its edge is faint.
+        assert np.median(layer[mask]) > 30 and layer.max() > 60
+        # Darkness lies in the tube or just outside it (the grown edge), nowhere else.
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).view(bool)
+        assert not layer[~near].any()
+
+
+def test_true_masks_cover_where_the_frame_is_darkened(layers):
+    plate = compose_plate(flat(), layers, n_worms=5, still_fraction=0.4, seed=1, **SMALL)
+    darkened = plate.background[None] - plate.frames.astype(np.float32)
+    clearly = darkened > 15
+    assert clearly.any()
+    assert (plate.masks[clearly]).mean() > 0.97
+    assert np.median(darkened[plate.masks]) > 25
+    assert plate.frames.shape == plate.labels.shape == (10, 192, 192) and plate.frames.dtype == np.uint8
+    assert set(np.unique(plate.labels)) <= set(range(6))
+
+
+def test_still_worms_stay_and_moving_worms_crawl(layers):
+    plate = compose_plate(flat(), layers, n_worms=4, still_fraction=0.5, seed=2, **SMALL)
+    assert plate.still.sum() == 2
+    for k in range(4):
+        masks = plate.labels == k + 1
+        rows, cols = np.nonzero(masks[0])
+        first = np.array([rows.mean(), cols.mean()])
+        rows, cols = np.nonzero(masks[-1])
+        moved = np.hypot(*(np.array([rows.mean(), cols.mean()]) - first))
+        if plate.still[k]:
+            assert (masks == masks[0]).all() and moved == 0
+        else:
+            assert moved > 5
+            assert not (masks[1] == masks[0]).all()
+
+
+def test_a_still_worm_on_structure_lies_on_it(layers):
+    background = flat()
+    # A dark band (still bright enough for a dark worm on it to show) across plain agar.
+    cv2.line(background, (0, 96), (191, 96), 110, thickness=9)
+    plate = compose_plate(background, layers, n_worms=4, still_fraction=1.0, seed=3,
+                          **{**SMALL, "on_structure_fraction": 0.5})
+    structure = structure_map(background, 30.0) > 20
+    assert plate.on_structure.sum() == 2
+    for k in range(4):
+        body = plate.labels[0] == k + 1
+        overlap = structure[body].mean()
+        if plate.on_structure[k]:
+            assert overlap > 0.2
+        else:
+            assert overlap == 0
+
+
+def test_same_seed_same_plate(layers):
+    first = compose_plate(flat(), layers, n_worms=3, seed=4, **{**SMALL, "noise_sigma": 1.0, "flicker": 0.01})
+    again = compose_plate(flat(), layers, n_worms=3, seed=4, **{**SMALL, "noise_sigma": 1.0, "flicker": 0.01})
+    other = compose_plate(flat(), layers, n_worms=3, seed=5, **{**SMALL, "noise_sigma": 1.0, "flicker": 0.01})
+    assert np.array_equal(first.frames, again.frames) and np.array_equal(first.labels, again.labels)
+    assert not np.array_equal(first.labels, other.labels)
+
+
+def test_bad_settings_are_refused(layers):
+    with pytest.raises(SettingsError, match="still_fraction"):
+        compose_plate(flat(), layers, still_fraction=1.5)
+    with pytest.raises(SettingsError, match="too small"):
+        compose_plate(flat(size=40), layers, worm_length=50)
+    with pytest.raises(SettingsError, match="no structure"):
+        compose_plate(flat(), layers, n_worms=2, still_fraction=1.0, **{**SMALL, "on_structure_fraction": 1.0})
+
+
+def test_written_plate_reads_back(layers, tmp_path):
+    plate = compose_plate(flat(), layers, n_worms=3, seed=6, background_name="flat", **SMALL)
+    video = write_plate(tmp_path / "plate.mp4", plate)
+    truth = read_truth(video, in_memory=True)
+    assert np.array_equal(truth.labels, plate.labels)
+    assert np.array_equal(truth.immobile, plate.still)
+    assert truth.settings["seed"] == 6
+    with open_video(video) as reader:
+        frames = np.stack([frame for _, frame in reader.frames()])
+    assert np.abs(frames.astype(int) - plate.frames).mean() < 1.5
+
+
+def test_named_backgrounds_load_and_tune_is_apart_from_report(shared_data):
+    names = [crop.name for crop in TUNE + REPORT]
+    assert len(set(names)) == len(names)
+    assert not {crop.source for crop in TUNE} & {crop.source for crop in REPORT}
+    for crop in TUNE + REPORT:
+        background = load_background(crop, shared_data / "realplates")
+        assert background.dtype == np.uint8 and background.shape == (crop.box[3], crop.box[2])
+        assert 512 <= max(background.shape) <= 1024
+        assert (structure_map(background, 50.0) > 20).any()  # every one has structure a worm can lie on
