@@ -288,6 +288,8 @@ REAL_WORM_LENGTH = 89.0
 # would be invisible: a worm cannot be darker than black, so on a black rim it would not be there to find.
 MIN_VISIBLE_LEVEL = 80.0
 PLACEMENT_TRIES = 60
+# Blur (in plate pixels) of a shrunk worm before it is sampled: about a pixel's own width.
+ANTIALIAS_SIGMA = 0.4
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,9 @@ def _posed(layer: np.ndarray, mask: np.ndarray, angle: float, scale: float, cent
     left, top = int(np.floor(centre_xy[0])) - side // 2, int(np.floor(centre_xy[1])) - side // 2
     matrix = cv2.getRotationMatrix2D(source_centre, angle, scale)
     matrix[:, 2] += (centre_xy[0] - left - source_centre[0], centre_xy[1] - top - source_centre[1])
+    if scale < 1:
+        # Shrinking samples the layer sparsely; blur it first, as a camera of coarser pixels would.
+        layer = cv2.GaussianBlur(layer, (0, 0), ANTIALIAS_SIGMA / scale)
     darkness = cv2.warpAffine(layer, matrix, (side, side), flags=cv2.INTER_LINEAR)
     coverage = cv2.warpAffine(mask.astype(np.float32), matrix, (side, side), flags=cv2.INTER_LINEAR)
     return darkness, coverage > 0.5, top, left
