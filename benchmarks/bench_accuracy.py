@@ -180,7 +180,7 @@ def method_masks(model, args, video: Path, frames, dark_worms: bool, truth_backg
     if args.wormclean_only:
         methods["true background"] = against(truth_background, frames, dark_worms, stats)
         return methods, stats, seconds
-    if not getattr(args, "skip_net", False):
+    if not args.skip_net:
         net_here = Cleaner(model, device=args.device, background="net", dark_worms=dark_worms)
         methods["wormclean net"] = wormclean_masks(net_here, video)[0]
     methods.update(baseline_masks(frames, fused_here, stats, truth_background))
@@ -199,6 +199,8 @@ def suite(args, scratch: Path) -> None:
     columns = ["wormclean", "wormclean net", "median projection", "MOG2", "Tierpsy default", "true background"]
     if args.wormclean_only:
         columns = ["wormclean", "true background"]
+    elif args.skip_net:
+        columns.remove("wormclean net")
     rows = []
     for name, settings in plates.items():
         settings = SimulationSettings(**{**COMMON, **settings})
@@ -302,8 +304,10 @@ def real_plate(args, scratch: Path) -> None:
         frames = [frame for _, frame in reader.frames()]
         masks, stats, seconds = wormclean_masks(cleaner, folder)
         made = cleaner.video_backgrounds(reader, [5])
-    net = Cleaner.load(args.model, device=args.device, background="net")
-    methods = {"wormclean": masks, "wormclean net": [worms for _, _, worms in net.iter_masks(folder)]}
+    methods = {"wormclean": masks}
+    if not args.skip_net:
+        net = Cleaner.load(args.model, device=args.device, background="net")
+        methods["wormclean net"] = [worms for _, _, worms in net.iter_masks(folder)]
     methods.update(baseline_masks(frames, cleaner, stats))
     print(f"\nReal plate {folder.name} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, no truth); "
           f"worms measured: {stats}")
