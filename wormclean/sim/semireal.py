@@ -287,6 +287,12 @@ REAL_WORM_LENGTH = 89.0
 # A still worm "on structure" is put where the background is structured but not so dark that a dark worm on it
 # would be invisible: a worm cannot be darker than black, so on a black rim it would not be there to find.
 MIN_VISIBLE_LEVEL = 80.0
+# Where the background is darker than this (a black rim, the ink of a marker line), a pasted worm is clipped to
+# black and cannot be seen, yet the truth would hold it: worms are placed so that their bodies stay off such
+# places (moving worms: at least MIN_SEEN_MOVING of the body in every frame; still worms: MIN_SEEN_STILL).
+SEEABLE_LEVEL = 30.0
+MIN_SEEN_MOVING = 0.95
+MIN_SEEN_STILL = 0.8
 PLACEMENT_TRIES = 60
 # Blur (in plate pixels) of a shrunk worm before it is sampled: about a pixel's own width.
 ANTIALIAS_SIGMA = 0.4
@@ -487,8 +493,9 @@ def compose_plate(
     while sliding ``speed`` pixels per frame along its body axis (turning back at the border). A still worm
     keeps one posture in one place; the first ``n_on_structure`` of them are placed where their body covers as
     much structure (:func:`structure_map` above :data:`STRUCTURE_LEVEL`, background still brighter than
-    :data:`MIN_VISIBLE_LEVEL`) as the tries find, the others where their body covers none. Still worms do not
-    overlap each other; moving worms may cross anything.
+    :data:`MIN_VISIBLE_LEVEL`) as the tries find, the others where their body covers none. Worms keep off
+    places too dark to show them (:data:`SEEABLE_LEVEL`; see :func:`_crawl` and :func:`_place_still`). Still
+    worms do not overlap each other; moving worms may cross anything.
 
     Parameters
     ----------
@@ -529,25 +536,21 @@ def compose_plate(
 
     structure = (structure_map(np.clip(background, 0, 255).astype(np.uint8), settings.worm_length) > STRUCTURE_LEVEL)
     structure &= background >= MIN_VISIBLE_LEVEL
+    seeable = background >= SEEABLE_LEVEL
     taken = np.zeros((height, width), bool)
     # Per worm, per frame: (posture index, angle, centre x, centre y).
     poses = []
     for k, rng in enumerate(worm_rngs):
         angle = float(rng.uniform(0, 360))
         if still[k]:
-            index, angle, centre = _place_still(rng, layers, scale, structure, taken, on_structure[k], margin)
-            darkness, mask, top, left = _posed(*layers[index], angle, scale, centre)
+            index, angle, centre = _place_still(rng, layers, scale, structure, seeable, taken, on_structure[k],
+                                                margin)
+            _, mask, top, left = _posed(*layers[index], angle, scale, centre)
             _paste(taken, cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).view(bool), top, left,
                    lambda part, body: np.logical_or(part, body, out=part))
             poses.append([(index, angle, centre)] * settings.n_frames)
             continue
-        start = int(rng.integers(len(layers)))
-        heading = np.radians(_heading(layers[start][1], angle)) + (np.pi if rng.random() < 0.5 else 0.0)
-        origin = rng.uniform((margin, margin), (width - margin, height - margin))
-        steps = settings.speed * np.arange(settings.n_frames)
-        xs = _bounce(origin[0] + steps * np.cos(heading), margin, width - margin)
-        ys = _bounce(origin[1] + steps * np.sin(heading), margin, height - margin)
-        indices = (start + settings.posture_step * np.arange(settings.n_frames)) % len(layers)
+        indices, xs, ys = _crawl(rng, layers, scale, seeable, settings, angle, margin)
         poses.append([(int(i), angle, (float(x), float(y))) for i, x, y in zip(indices, xs, ys, strict=True)])
 
     frames = np.empty((settings.n_frames, height, width), np.uint8)
@@ -567,9 +570,41 @@ def compose_plate(
     return SemiRealPlate(frames, labels, still, on_structure, background, gain, settings, background_name)
 
 
-def _place_still(rng, layers, scale, structure, taken, on_structure: bool, margin: float):
-    """Choose a still worm's posture, angle and centre: as much structure under it as the tries find (on
-    structure), or none (off); never over another still worm. Returns ``(index, angle, (x, y))``."""
+def _on(region: np.ndarray, layer_and_mask, angle: float, scale: float, centre) -> tuple[float, np.ndarray]:
+    """The fraction of a posed worm's body that lies on ``region`` (bool), and its body on the canvas (bool
+    window with its canvas slices) as ``(fraction, (body, on_canvas))``."""
+    _, mask, top, left = _posed(*layer_and_mask, angle, scale, centre)
+    on_canvas, in_window = _overlap(region.shape, mask.shape, top, left)
+    body = mask[in_window]
+    return (float(region[on_canvas][body].mean()) if body.any() else 0.0), (body, on_canvas)
+
+
+def _crawl(rng, layers, scale: float, seeable: np.ndarray, settings: PlateSettings, angle: float, margin: float):
+    """A moving worm's postures and centres, ``(indices, xs, ys)`` per frame: the first of the tried paths on
+    which at least :data:`MIN_SEEN_MOVING` of its body is seeable in every frame, else the best tried."""
+    height, width = seeable.shape
+    frames = np.arange(settings.n_frames)
+    best, best_seen = None, -1.0
+    for _ in range(PLACEMENT_TRIES):
+        start = int(rng.integers(len(layers)))
+        heading = np.radians(_heading(layers[start][1], angle)) + (np.pi if rng.random() < 0.5 else 0.0)
+        origin = rng.uniform((margin, margin), (width - margin, height - margin))
+        xs = _bounce(origin[0] + settings.speed * frames * np.cos(heading), margin, width - margin)
+        ys = _bounce(origin[1] + settings.speed * frames * np.sin(heading), margin, height - margin)
+        indices = (start + settings.posture_step * frames) % len(layers)
+        # Every third frame is enough: a worm moves a few pixels per frame.
+        seen = min(_on(seeable, layers[indices[t]], angle, scale, (xs[t], ys[t]))[0] for t in frames[::3])
+        if seen > best_seen:
+            best, best_seen = (indices, xs, ys), seen
+        if seen >= MIN_SEEN_MOVING:
+            break
+    return best
+
+
+def _place_still(rng, layers, scale, structure, seeable, taken, on_structure: bool, margin: float):
+    """Choose a still worm's posture, angle and centre, never over another still worm. On structure: the most
+    structure under its body among the tries with at least :data:`MIN_SEEN_STILL` of it seeable. Off: no
+    structure and all seeable (the first such try, else the best). Returns ``(index, angle, (x, y))``."""
     height, width = structure.shape
     if on_structure:
         rows, cols = np.nonzero(structure[int(margin):height - int(margin), int(margin):width - int(margin)])
@@ -583,16 +618,16 @@ def _place_still(rng, layers, scale, structure, taken, on_structure: bool, margi
             centre = (float(cols[pick] + margin), float(rows[pick] + margin))
         else:
             centre = tuple(rng.uniform((margin, margin), (width - margin, height - margin)))
-        _, mask, top, left = _posed(*layers[index], angle, scale, centre)
-        on_canvas, in_window = _overlap(structure.shape, mask.shape, top, left)
-        body = mask[in_window]
+        covered, (body, on_canvas) = _on(structure, layers[index], angle, scale, centre)
         if np.any(taken[on_canvas][body]):
             continue
-        covered = float(structure[on_canvas][body].mean()) if body.any() else 0.0
-        score = covered if on_structure else -covered
+        seen = float(seeable[on_canvas][body].mean()) if body.any() else 0.0
+        if on_structure and seen < MIN_SEEN_STILL:
+            continue
+        score = covered if on_structure else seen - covered
         if score > best_score:
             best, best_score = (index, angle, centre), score
-        if not on_structure and covered == 0:
+        if not on_structure and covered == 0 and seen == 1:
             break
     if best is None:
         raise SettingsError("no free place for a still worm; use fewer worms or a larger background")
