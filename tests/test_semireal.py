@@ -106,6 +106,13 @@ def test_a_still_worm_on_structure_lies_on_it(layers):
             assert overlap == 0
 
 
+def test_worms_keep_off_places_too_dark_to_show_them(layers):
+    background = flat()
+    background[:, :80] = 0  # a black rim: a dark worm there would be clipped away, yet be in the truth
+    plate = compose_plate(background, layers, n_worms=4, still_fraction=0.5, seed=7, **SMALL)
+    assert plate.masks[:, :, :80].sum() < 0.05 * plate.masks.sum()
+
+
 def test_same_seed_same_plate(layers):
     first = compose_plate(flat(), layers, n_worms=3, seed=4, **{**SMALL, "noise_sigma": 1.0, "flicker": 0.01})
     again = compose_plate(flat(), layers, n_worms=3, seed=4, **{**SMALL, "noise_sigma": 1.0, "flicker": 0.01})
