@@ -32,7 +32,10 @@ the video (smallest and largest blob, largest hole filled). Worms are matched by
 or lying still on worm-free crops of real plates (marker lines, rims, a clamp, debris, plain agar), 80 frames,
 each background once half still (60 % of the still worms on structure) and once all moving, seeds 30101-30112.
 The TUNE backgrounds may be looked at while changing wormclean; the REPORT ones (other plates) are for reporting.
-Scored as above, with the still worms' pixel recall in place of their worm-level recall.
+Scored as above, with the still worms' pixel recall in place of their worm-level recall. These plates were run
+while the generator was built (three times, the last after worms were kept off black rims and marker ink); their
+wormclean false blobs were looked at once (seeds 30108, 30112: the marker line's end at the frame border and thin
+inner rim lines), and nothing in wormclean was changed from them.
 
 Then the real plate in ``../shared/data/deeptangle`` (11 frames, no truth): blobs per frame for each method, and a
 preview PNG (frame | wormclean background | mask) to look at.
