@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -481,3 +482,90 @@ def test_filter_goes_on_after_a_bad_image_and_takes_a_registered_name(inputs, tm
     result = run("filter", images, "-o", tmp_path / "out", "--model", "discs", "--device", "cpu", "-q")
     assert_one_line_error(result, "broken.png is not a readable image")
     assert files_in(tmp_path / "out") == ["scene0.png", "scene1.png"]
+
+
+# --- round two (issue 30) ------------------------------------------------------------------------------------
+# 1. a model whose normalisation is not finite
+@pytest.mark.parametrize("entry, value", [("offset", float("nan")), ("scale", float("inf"))])
+def test_a_model_with_a_non_finite_normalisation_is_refused(entry, value, inputs, tmp_path):
+    payload = torch.load(inputs["model"], weights_only=True)
+    payload["normalisation"][entry] = value
+    torch.save(payload, tmp_path / "n.pt")
+    with pytest.raises(ModelFileError, match=r"n\.pt: normalisation holds values that are not finite"):
+        load_model(tmp_path / "n.pt")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("mask", inputs["video"], "-o", out / "m.hdf5", "--model", tmp_path / "n.pt", "-q")
+    assert_one_line_error(result, "normalisation holds values that are not finite")
+    result = run("fit", inputs["videos"], "-o", out / "f.pt", "--init", tmp_path / "n.pt", "--steps", "2",
+                 "--patch-size", "32", "--lag", "2", "-q")
+    assert_one_line_error(result, "normalisation holds values that are not finite")
+    assert "learning-rate" not in result.stderr and files_in(out) == []
+
+
+# 2. the Python API checks its arrays at the door
+@pytest.fixture(scope="module")
+def cleaner(inputs):
+    from wormclean.predict.cleaner import Cleaner
+
+    return Cleaner.load(inputs["model"], device="cpu")
+
+
+def _bad_arrays():
+    frame = np.full((48, 64), 100, np.uint8)
+    with_nan = frame.astype(np.float32)
+    with_nan[5, 5] = np.nan
+    with_inf = frame.astype(np.float32)
+    with_inf[7, 9] = np.inf
+    return {
+        "nan": (with_nan, "not finite numbers"),
+        "inf": (with_inf, "not finite numbers"),
+        "bool": (frame > 50, "dtype bool"),
+        "int8": (-frame.astype(np.int8), "dtype int8"),
+        "empty": (np.zeros((0, 64), np.uint8), "has no pixel"),
+        "3d": (frame[None], "shape (1, 48, 64)"),
+        "list": (frame.tolist(), "numpy array"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_arrays()))
+def test_the_python_api_refuses_arrays_it_cannot_use(name, cleaner):
+    from wormclean.errors import WormcleanError
+
+    bad, words = _bad_arrays()[name]
+    frame = np.full((48, 64), 100, np.uint8)
+    background = cleaner.background(frame)
+    assert np.isfinite(background).all()
+    for call, what in (
+        (lambda: cleaner.background(bad), "the frame"),
+        (lambda: cleaner.backgrounds([frame, bad]), "the frame"),
+        (lambda: cleaner.segment(bad, background), "the frame"),
+        (lambda: cleaner.segment(frame, bad), "the background"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)) as caught:
+            call()
+        assert isinstance(caught.value, WormcleanError) and str(caught.value).startswith(what)
+
+
+@pytest.mark.parametrize("interval", [0, -5, "0s"])
+def test_iter_masks_refuses_an_interval_the_cli_refuses(interval, cleaner, inputs):
+    from wormclean.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="bgnd_interval: expected more than 0"):
+        next(cleaner.iter_masks(inputs["video"], bgnd_interval=interval))
+
+
+# 6. options known to be wrong are refused before any work, and errors that will recur are not tried again
+def test_a_tile_size_too_small_for_the_net_is_refused_before_any_work(inputs, tmp_path, monkeypatch):
+    import wormclean.predict.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "open_video", lambda *args: pytest.fail("a video was opened"))
+    result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "--tile-size", "3")
+    assert_one_line_error(result, "tile size 3 is too small for this net")
+    assert files_in(tmp_path) == []
+
+
+# 9. values that overflow the arithmetic are refused rather than passed on to numpy
+def test_a_delta_beyond_the_16_bit_range_is_refused(inputs, tmp_path):
+    result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "--delta", "1e308")
+    assert_one_line_error(result, "--delta must be at most 65535")
