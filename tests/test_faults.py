@@ -11,9 +11,11 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import cv2
@@ -569,3 +571,92 @@ def test_a_tile_size_too_small_for_the_net_is_refused_before_any_work(inputs, tm
 def test_a_delta_beyond_the_16_bit_range_is_refused(inputs, tmp_path):
     result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "--delta", "1e308")
     assert_one_line_error(result, "--delta must be at most 65535")
+
+
+# 3. and 4. SIGTERM and SIGHUP stop a job as cleanly as Ctrl-C, worker processes included
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory) -> Path:
+    """Two videos long enough (with the net on every frame) to be stopped part-way."""
+    folder = tmp_path_factory.mktemp("long")
+    write_simulation(folder / "a.mp4", SimulationSettings(size=(48, 64), n_frames=150, n_worms=2, seed=0))
+    (folder / "b.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    (folder / "a.truth.h5").unlink(missing_ok=True)
+    return folder
+
+
+def _start_mask(inputs_path: Path, output: Path, model: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "wormclean", "mask", str(inputs_path), "-o", str(output), "--model", str(model),
+               "-q", "--device", "cpu", "--background", "net", "--bgnd-interval", "1", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def _wait_for(condition, job: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert job.poll() is None, job.stderr.read()
+        assert time.monotonic() < deadline, "the job did not get that far"
+        time.sleep(0.05)
+
+
+def _partials(folder: Path) -> list[str]:
+    return [name for name in files_in(folder) if ".partial-" in name]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" if Path(f"/proc/{pid}").exists() else True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_to_mask_removes_its_partial_and_lock(stop, inputs, long_videos, tmp_path):
+    output = tmp_path / "a.hdf5"
+    job = _start_mask(long_videos / "a.mp4", output, inputs["model"])
+    _wait_for(lambda: _partials(tmp_path), job)
+    job.send_signal(stop)
+    assert job.wait(timeout=60) == 128 + stop
+    assert job.stderr.read().strip().splitlines() == [f"Stopped by {signal.Signals(stop).name}."]
+    assert files_in(tmp_path) == []
+    result = run("mask", long_videos / "a.mp4", "-o", output, "--model", inputs["model"], "-q", "--background", "net")
+    assert result.exit_code == 0 and files_in(tmp_path) == ["a.hdf5"]
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_batch_leaves_no_worker_partial_or_lock(stop, inputs, long_videos, tmp_path):
+    out = tmp_path / "masks"
+    job = _start_mask(long_videos, out, inputs["model"], "--jobs", "2")
+    _wait_for(lambda: len(_partials(out)) == 2, job)
+    workers = _workers_of(job.pid)
+    assert len(workers) == 2
+    job.send_signal(stop)
+    assert job.wait(timeout=60) == (128 + stop if stop != signal.SIGKILL else -stop)
+    if stop != signal.SIGKILL:
+        assert job.stderr.read().strip().splitlines() == ["Stopped by SIGTERM."]
+    deadline = time.monotonic() + 30
+    while any(_alive(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(worker) for worker in workers)
+    assert files_in(out) == ["wormclean-batch.csv"]
+    result = run("mask", long_videos, "-o", out, "--model", inputs["model"], "-q", "--background", "net")
+    assert result.exit_code == 0 and files_in(out) == ["a.hdf5", "b.hdf5", "wormclean-batch.csv"]
+
+
+def test_the_next_run_removes_what_a_killed_run_left(inputs, tmp_path):
+    output = tmp_path / "one.hdf5"
+    (tmp_path / ".one.partial-99999-0123abcd.hdf5").write_bytes(b"half a file")
+    (tmp_path / ".one.hdf5.lock").write_bytes(b"")
+    (tmp_path / ".other.partial-99999-0123abcd.hdf5").write_bytes(b"another output's")
+    result = run("mask", inputs["video"], "-o", output, "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path) == [".other.partial-99999-0123abcd.hdf5", "one.hdf5"]
+    assert "removing" in result.stderr and ".one.partial-99999-0123abcd.hdf5" in result.stderr

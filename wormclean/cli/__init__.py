@@ -14,6 +14,7 @@ import click
 
 from wormclean._version import __version__
 from wormclean.errors import WormcleanError
+from wormclean.stopping import Stopped, stop_on_signals
 
 # command name -> "module:function" inside wormclean.cli
 COMMANDS = {
@@ -60,6 +61,10 @@ class _LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except Stopped as stop:
+            # Temporary outputs and locks were released on the way here, as for Ctrl-C.
+            click.echo(f"Stopped by {stop}.", err=True)
+            ctx.exit(stop.exit_code)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,5 +78,6 @@ def cli(verbose: int) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point: SIGTERM and SIGHUP stop a command as cleanly as Ctrl-C does."""
+    with stop_on_signals():
+        cli()

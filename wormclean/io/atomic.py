@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import re
@@ -189,6 +190,15 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+def remove_stale_partials(path: str | os.PathLike) -> None:
+    """Delete the temporary files of ``path`` that a killed job left (SIGKILL, a power cut); call while holding
+    its :func:`output_lock`, since then no live job is writing them."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.partial-*{glob.escape(path.suffix)}"):
+        log.warning("removing %s, left by a job on %s that was killed", stale, path)
+        remove_partial(stale)
+
+
 def remove_partial(temporary: Path) -> None:
     """Delete a temporary file or folder, whatever is left of it."""
     if temporary.is_dir() and not temporary.is_symlink():
@@ -210,6 +220,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     path = check_output_path(path, overwrite)
     with output_lock(path):
         path = check_output_path(path, overwrite)  # the job that held the lock may have written it meanwhile
+        remove_stale_partials(path)
         temporary = partial_path(path)
         try:
             yield temporary
