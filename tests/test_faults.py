@@ -660,3 +660,74 @@ def test_the_next_run_removes_what_a_killed_run_left(inputs, tmp_path):
     assert result.exit_code == 0, result.output
     assert files_in(tmp_path) == [".other.partial-99999-0123abcd.hdf5", "one.hdf5"]
     assert "removing" in result.stderr and ".one.partial-99999-0123abcd.hdf5" in result.stderr
+
+
+# 6. a failure the job reports itself would recur: it is not tried again
+def test_a_full_disk_is_reported_after_one_try(inputs, tmp_path, small_disk, monkeypatch):
+    import wormclean.predict.batch as batch
+
+    calls = []
+    real_mask_video = batch.mask_video
+    monkeypatch.setattr(batch, "mask_video", lambda video, *args: calls.append(video) or real_mask_video(video, *args))
+    out = tmp_path / "masks"
+    small_disk.budget = 2000
+    result = run("mask", inputs["videos"], "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 2 and len(errors_of(result.stderr)) == 2
+    assert sorted(path.name for path in calls) == ["day1.mp4", "day2.mp4"]
+    with open(out / "wormclean-batch.csv") as report:
+        assert [row.split(",")[5] for row in report.read().splitlines()[1:]] == ["1", "1"]  # attempts
+
+
+# 9. and 10. stderr carries our lines only, each said once, workers' with their prefix too
+def _cut_tiffs(folder: Path, n_videos: int) -> list[Path]:
+    frames = (np.random.default_rng(0).integers(0, 255, (40, 32, 32)) * 256).astype(np.uint16)
+    folder.mkdir()
+    paths = []
+    for index in range(n_videos):
+        tifffile.imwrite(folder / "whole.tif", frames)
+        data = (folder / "whole.tif").read_bytes()
+        paths.append(folder / f"cut{index}.tif")
+        paths[-1].write_bytes(data[: len(data) // 2])
+    (folder / "whole.tif").unlink()
+    return paths
+
+
+def test_a_truncated_16_bit_tiff_is_reported_once_in_our_words(inputs, tmp_path):
+    [video] = _cut_tiffs(tmp_path / "videos", 1)
+    result = run("mask", video, "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("WARNING: ") for line in lines), result.stderr
+    assert "tifffile" not in result.stderr and "invalid page offset" not in result.stderr
+    assert sum("cannot be decoded" in line for line in lines) == 1, result.stderr
+    assert len(lines) == len(set(lines)), result.stderr
+
+
+def test_workers_warnings_reach_stderr_as_ours(inputs, tmp_path):
+    folder = tmp_path / "videos"
+    _cut_tiffs(folder, 2)
+    result = run("mask", folder, "-o", tmp_path / "masks", "--model", inputs["model"], "-q", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("WARNING: ") for line in lines), result.stderr
+    assert sum("cut0.tif: frame" in line and "cannot be decoded" in line for line in lines) == 1, result.stderr
+
+
+def test_a_corrupt_image_in_a_sequence_leaves_only_our_lines_on_stderr(inputs, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(12):
+        cv2.imwrite(str(folder / f"f{index:02d}.png"), rng.integers(90, 110, (32, 32), dtype=np.uint8))
+    (folder / "f06.png").write_bytes(b"not an image at all")
+    env = {key: value for key, value in os.environ.items() if key != "OPENCV_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "wormclean", "mask", str(folder), "-o", str(tmp_path / "m.hdf5"), "--model",
+         str(inputs["model"]), "-q", "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert all(line.startswith("WARNING: ") for line in lines), done.stderr
+    assert sum("f06.png is not a readable image" in line for line in lines) == 1, done.stderr

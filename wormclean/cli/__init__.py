@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -75,6 +76,20 @@ def cli(verbose: int) -> None:
     from the videos themselves (no annotation)."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    _quiet_other_libraries(verbose)
+
+
+def _quiet_other_libraries(verbose: int) -> None:
+    """Keep other libraries' messages off stderr unless ``-vv``: what tifffile logs about a damaged TIFF and what
+    OpenCV prints about an unreadable image, our readers report in one line that names the file."""
+    debug = verbose >= 2
+    logging.getLogger("tifffile").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    if "cv2" in sys.modules:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if debug else cv2.utils.logging.LOG_LEVEL_SILENT)
+    else:  # read by OpenCV when it is imported (here and in worker processes)
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if debug else "SILENT")
 
 
 def main() -> None:

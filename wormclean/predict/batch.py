@@ -518,7 +518,9 @@ def _drain(reports, frames_seen: Callable[[WorkerFrames], None]) -> None:
         except queue.Empty:
             return
         if isinstance(report, logging.LogRecord):
-            logging.getLogger(report.name).handle(report)
+            logger = logging.getLogger(report.name)
+            if logger.isEnabledFor(report.levelno):  # the levels set here hold for the workers' records too
+                logger.handle(report)
         else:
             frames_seen(report)
 
