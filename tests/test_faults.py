@@ -731,3 +731,21 @@ def test_a_corrupt_image_in_a_sequence_leaves_only_our_lines_on_stderr(inputs, t
     lines = done.stderr.strip().splitlines()
     assert all(line.startswith("WARNING: ") for line in lines), done.stderr
     assert sum("f06.png is not a readable image" in line for line in lines) == 1, done.stderr
+
+
+# 5. a second fit on the same output is refused, and the first one's files are left as they are
+def test_a_second_fit_on_the_same_output_is_refused(inputs, tmp_path):
+    output = tmp_path / "m.pt"
+    options = ["--steps", "6", "--validate-every", "2", "--width", "4", "--depth", "2", "--patch-size", "32",
+               "--lag", "2", "--include-immobile", "--device", "cpu", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    first = subprocess.Popen([sys.executable, "-m", "wormclean", "fit", str(inputs["videos"]), "-o", str(output),
+                              *options], stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(lambda: (tmp_path / ".m.pt.fit.lock").exists(), first)
+    for extra in ([], ["--overwrite"]):
+        second = run("fit", inputs["videos"], "-o", output, *options, *extra)
+        assert_one_line_error(second, f"{output} is being written by another job")
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert files_in(tmp_path) == ["m.last.pt", "m.log.csv", "m.loss.png", "m.pt"]
+    assert load_model(output).metadata["steps"] == 6
+    assert [row.split(",")[0] for row in (tmp_path / "m.log.csv").read_text().splitlines()[1:]] == ["2", "4", "6"]

@@ -157,13 +157,15 @@ class FailSafeFile:
 
 
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, kind: str = "") -> Iterator[None]:
     """Hold the lock on writing ``path``; raise :class:`OutputError` at once if another job holds it.
 
-    The lock is ``flock`` on ``.NAME.lock`` beside ``path``; the file is removed when the lock is released.
+    The lock is ``flock`` on ``.NAME.lock`` beside ``path`` (``.NAME.KIND.lock`` with a ``kind``: a job that
+    writes several files, such as ``fit``, holds one of its own over them all, while each file is still
+    written under its plain lock); the file is removed when the lock is released.
     """
     path = Path(path)
-    lock_path = path.with_name(f".{path.name}.lock")
+    lock_path = path.with_name(f".{path.name}{'.' + kind if kind else ''}.lock")
     while True:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
