@@ -145,6 +145,7 @@ BAD_INPUTS = [
     ("simulate {out}/s.mp4 --seed -1", "'--seed'"),
     ("simulate {out}/s.mp4 --size 0", "HEIGHTxWIDTH"),
     ("simulate {out}/s --size 32 --frames 2", "has no extension"),
+    ("simulate {out}/s.xyz --size 32 --frames 2", "s.xyz: no video container is written as .xyz"),
     ("simulate {out}/s.mp4 --noise nan", "not a finite number"),
     ("crops {missing} --focus -o {out}/c", "does not exist"),
     ("crops {images} -o {out}/c", "exactly one of --points, --boxes and --focus"),
@@ -187,7 +188,7 @@ class _SmallDisk:
         self._file = open(path, mode, buffering=buffering, **kwargs)
 
     def write(self, data):
-        size = memoryview(data).nbytes
+        size = len(data.encode()) if isinstance(data, str) else memoryview(data).nbytes
         if size > _SmallDisk.budget:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         _SmallDisk.budget -= size
@@ -749,3 +750,50 @@ def test_a_second_fit_on_the_same_output_is_refused(inputs, tmp_path):
     assert files_in(tmp_path) == ["m.last.pt", "m.log.csv", "m.loss.png", "m.pt"]
     assert load_model(output).metadata["steps"] == 6
     assert [row.split(",")[0] for row in (tmp_path / "m.log.csv").read_text().splitlines()[1:]] == ["2", "4", "6"]
+
+
+# 7. an entry of a batch folder that cannot be read is skipped, not the batch
+def test_a_symlink_loop_in_a_batch_folder_is_skipped_with_a_warning(inputs, tmp_path):
+    folder = tmp_path / "vids"
+    folder.mkdir()
+    (folder / "good.mp4").write_bytes(inputs["video"].read_bytes())
+    (folder / "loop.mp4").symlink_to("loop.mp4")
+    (folder / "sub").symlink_to("sub")
+    out = tmp_path / "masks"
+    result = run("mask", folder, "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert files_in(out) == ["good.hdf5", "wormclean-batch.csv"]
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and all("Too many levels of symbolic links" in line for line in skipped), result.stderr
+
+
+# 8. messages that named the wrong thing
+def test_a_one_pixel_video_is_masked(inputs, tmp_path):
+    import av
+
+    path = tmp_path / "pixel.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width = stream.height = 1
+        stream.pix_fmt = "gray"
+        for index in range(12):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((1, 1), 100 + index, np.uint8), "gray")))
+        container.mux(stream.encode())
+    result = run("mask", path, "-o", tmp_path / "pixel.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "pixel.hdf5", "r") as file:
+        assert file["/worm_mask"].shape == (12, 1, 1)
+
+
+def test_a_batch_report_on_a_full_disk_is_named_and_not_left_empty(inputs, tmp_path, small_disk, monkeypatch):
+    import wormclean.predict.batch as batch
+
+    monkeypatch.setattr(batch, "open", _SmallDisk, raising=False)
+    small_disk.budget = 0
+    out = tmp_path / "masks"
+    result = run("mask", inputs["videos"], "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert all(str(out) in line and "No space left on device" in line for line in lines), result.stderr
+    assert any(f"cannot write {out / 'wormclean-batch.csv'}" in line for line in lines), result.stderr
+    assert files_in(out) == []

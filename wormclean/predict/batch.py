@@ -309,7 +309,11 @@ def _cluster(scheduler: str) -> tuple[Executor, Callable[[], None]]:
 
 
 class _Report:
-    """``wormclean-batch.csv``: a header, then one row per video as it finishes (flushed at once)."""
+    """``wormclean-batch.csv``: a header, then one row per video as it finishes (flushed at once).
+
+    A report that cannot be written (a full disk) does not stop the batch: a warning names it, and it is
+    removed if it holds nothing.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -318,10 +322,24 @@ class _Report:
         except OSError as error:
             raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
         self._writer = csv.DictWriter(self._file, fieldnames=REPORT_COLUMNS)
-        self._writer.writeheader()
+        self._write(self._writer.writeheader)
+
+    def _write(self, write: Callable[[], object]) -> None:
+        """Run ``write`` and flush; on an OS error, warn and write nothing more."""
+        if self._file is None:
+            return
+        try:
+            write()
+            self._file.flush()
+        except OSError as error:
+            log.warning("cannot write %s: %s; the batch goes on without its report", self.path,
+                        error.strerror or error)
+            self.close()
+            if self.path.stat().st_size == 0:
+                self.path.unlink()
 
     def add(self, result: MaskResult) -> None:
-        self._writer.writerow(
+        self._write(lambda: self._writer.writerow(
             {
                 "video": str(result.video),
                 "output": str(result.output),
@@ -332,11 +350,13 @@ class _Report:
                 "broken_at": "" if result.broken_at is None else result.broken_at,
                 "error": result.error or "",
             }
-        )
-        self._file.flush()
+        ))
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # the buffer's last write fails again on a full disk
+                self._file.close()
+            self._file = None
 
 
 def mask_batch(
