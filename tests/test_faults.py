@@ -797,3 +797,26 @@ def test_a_batch_report_on_a_full_disk_is_named_and_not_left_empty(inputs, tmp_p
     assert all(str(out) in line and "No space left on device" in line for line in lines), result.stderr
     assert any(f"cannot write {out / 'wormclean-batch.csv'}" in line for line in lines), result.stderr
     assert files_in(out) == []
+
+
+def test_a_stop_during_a_callback_of_hdf5_is_raised_back_in_python(tmp_path):
+    """HDF5 writes through FailSafeFile; an exception thrown through HDF5's frames crashed the process."""
+    from wormclean.stopping import Stopped, stop_on_signals
+
+    class StoppedWhileWriting:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            os.kill(os.getpid(), signal.SIGTERM)  # handled at once, inside FailSafeFile.write
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    with stop_on_signals(), atomic.FailSafeFile(tmp_path / "f.h5") as file:
+        file._file = StoppedWhileWriting(file._file)
+        assert file.write(b"abc") == 3
+        with pytest.raises(Stopped):
+            time.sleep(5)
+    assert (tmp_path / "f.h5").read_bytes() == b"abc"

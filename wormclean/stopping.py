@@ -9,8 +9,10 @@ processes of a batch for each task they run (:mod:`wormclean.predict.batch`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 """The signals that stop a job cleanly."""
@@ -36,7 +38,24 @@ class Stopped(BaseException):
         return 128 + self.signal_number
 
 
+_UNSAFE_CODE: set = set()  # code of functions that C libraries call back, where an exception would crash them
+_RETRY_S = 0.05  # a stop that came during such a call is raised this much later
+
+
+def not_stopped_in(function: Callable) -> Callable:
+    """Mark ``function`` as one that a C library calls back (HDF5 writing through a Python file): a stop signal
+    that arrives while it runs is raised a little later, back in Python, since an exception thrown through the
+    library's frames can leave it corrupt and crash the process."""
+    _UNSAFE_CODE.add(function.__code__)
+    return function
+
+
 def _raise_stopped(signal_number: int, frame) -> None:
+    while frame is not None:
+        if frame.f_code in _UNSAFE_CODE:
+            threading.Timer(_RETRY_S, os.kill, (os.getpid(), signal_number)).start()
+            return
+        frame = frame.f_back
     # Further signals are ignored while the first one's clean-up runs; a second one would cut it short.
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wormclean.errors import OutputError
+from wormclean.stopping import not_stopped_in
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class FailSafeFile:
         self.error: OSError | None = None
         self._file = open(self.path, "w+b", buffering=0)  # unbuffered: a failed write fails in write()
 
+    @not_stopped_in
     def write(self, data) -> int:
         """Write all of ``data`` (bytes-like); after a failure, count it as written and drop it."""
         view = memoryview(data).cast("B")
@@ -110,22 +112,27 @@ class FailSafeFile:
                 log.debug("writing %s failed (%s); dropping further writes", self.path, error)
         return len(view)
 
+    @not_stopped_in
     def readinto(self, buffer) -> int:
         """Read into ``buffer``; the number of bytes read."""
         return self._file.readinto(buffer)
 
+    @not_stopped_in
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes."""
         return self._file.read(size)
 
+    @not_stopped_in
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move to ``offset``; the new position."""
         return self._file.seek(offset, whence)
 
+    @not_stopped_in
     def tell(self) -> int:
         """The current position."""
         return self._file.tell()
 
+    @not_stopped_in
     def truncate(self, size: int | None = None) -> int:
         """Set the file's size (dropped, like writes, after a failure)."""
         if self.error is None:
@@ -135,6 +142,7 @@ class FailSafeFile:
                 self.error = error
         return self.tell() if size is None else size
 
+    @not_stopped_in
     def flush(self) -> None:
         """Nothing to flush: writes are unbuffered."""
 
@@ -143,6 +151,7 @@ class FailSafeFile:
         if self.error is not None:
             raise self.error
 
+    @not_stopped_in
     def close(self) -> None:
         """Close the file (a failed write stays in :attr:`error`)."""
         self._file.close()
