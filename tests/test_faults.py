@@ -820,3 +820,23 @@ def test_a_stop_during_a_callback_of_hdf5_is_raised_back_in_python(tmp_path):
         with pytest.raises(Stopped):
             time.sleep(5)
     assert (tmp_path / "f.h5").read_bytes() == b"abc"
+
+
+def test_a_python_warning_is_one_line_of_our_log(inputs, tmp_path, monkeypatch):
+    import warnings
+
+    import wormclean.predict.batch as batch
+
+    real_mask_video = batch.mask_video
+
+    def warning_mask_video(*args, **kwargs):
+        np.float32(3e38) * np.float32(10)  # numpy's "overflow encountered" RuntimeWarning
+        return real_mask_video(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "mask_video", warning_mask_video)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "overflow" in line or "np.float32" in line]
+    assert lines == ["WARNING: overflow encountered in scalar multiply (RuntimeWarning)"], result.stderr

@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -81,8 +82,10 @@ def cli(verbose: int) -> None:
 
 def _quiet_other_libraries(verbose: int) -> None:
     """Keep other libraries' messages off stderr unless ``-vv``: what tifffile logs about a damaged TIFF and what
-    OpenCV prints about an unreadable image, our readers report in one line that names the file."""
+    OpenCV prints about an unreadable image, our readers report in one line that names the file. Python
+    warnings (numpy's RuntimeWarning...) become one log line each, without the source line they print."""
     debug = verbose >= 2
+    warnings.showwarning = _warning_as_log
     logging.getLogger("tifffile").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     if "cv2" in sys.modules:
         import cv2
@@ -90,6 +93,12 @@ def _quiet_other_libraries(verbose: int) -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_INFO if debug else cv2.utils.logging.LOG_LEVEL_SILENT)
     else:  # read by OpenCV when it is imported (here and in worker processes)
         os.environ.setdefault("OPENCV_LOG_LEVEL", "INFO" if debug else "SILENT")
+
+
+def _warning_as_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: the warning as one line of our log (where from at -vv)."""
+    logging.getLogger("py.warnings").warning("%s (%s)", message, category.__name__)
+    logging.getLogger("py.warnings").debug("the warning above came from %s:%s", filename, lineno)
 
 
 def main() -> None:
