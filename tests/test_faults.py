@@ -840,3 +840,16 @@ def test_a_python_warning_is_one_line_of_our_log(inputs, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if "overflow" in line or "np.float32" in line]
     assert lines == ["WARNING: overflow encountered in scalar multiply (RuntimeWarning)"], result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_to_simulate_leaves_no_partial(tmp_path):
+    command = [sys.executable, "-m", "wormclean", "simulate", str(tmp_path / "s.mp4"), "--size", "256", "--frames",
+               "100000", "-q"]
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    _wait_for(lambda: _partials(tmp_path), job)
+    time.sleep(0.5)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == 143
+    assert job.stderr.read().strip().splitlines() == ["Stopped by SIGTERM."]
+    assert files_in(tmp_path) == []
