@@ -52,7 +52,8 @@ def not_stopped_in(function: Callable) -> Callable:
 
 def _raise_stopped(signal_number: int, frame) -> None:
     while frame is not None:
-        if frame.f_code in _UNSAFE_CODE:
+        # h5py's own Python code too: a callback's exception can surface as it returns into HDF5 from there.
+        if frame.f_code in _UNSAFE_CODE or frame.f_globals.get("__name__", "").startswith("h5py"):
             threading.Timer(_RETRY_S, os.kill, (os.getpid(), signal_number)).start()
             return
         frame = frame.f_back
