@@ -61,7 +61,7 @@ def test_two_jobs_write_every_output_and_a_rerun_skips_them(tmp_path, videos, mo
     assert {name: row["status"] for name, row in rows.items()} == {
         "plate0.mp4": "done", "plate1.mp4": "done", "plate2.mp4": "done", "corrupt.mp4": "failed"
     }
-    assert rows["corrupt.mp4"]["attempts"] == "2" and "cannot be opened" in rows["corrupt.mp4"]["error"]
+    assert rows["corrupt.mp4"]["attempts"] == "1" and "cannot be opened" in rows["corrupt.mp4"]["error"]
     assert rows["plate0.mp4"]["frames"] == "10" and float(rows["plate0.mp4"]["seconds"]) > 0
     assert "corrupt.mp4" in result.stderr and result.stderr.count("Error:") == 1
 

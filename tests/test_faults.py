@@ -10,9 +10,12 @@ import errno
 import json
 import os
 import pathlib
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import cv2
@@ -142,6 +145,7 @@ BAD_INPUTS = [
     ("simulate {out}/s.mp4 --seed -1", "'--seed'"),
     ("simulate {out}/s.mp4 --size 0", "HEIGHTxWIDTH"),
     ("simulate {out}/s --size 32 --frames 2", "has no extension"),
+    ("simulate {out}/s.xyz --size 32 --frames 2", "s.xyz: no video container is written as .xyz"),
     ("simulate {out}/s.mp4 --noise nan", "not a finite number"),
     ("crops {missing} --focus -o {out}/c", "does not exist"),
     ("crops {images} -o {out}/c", "exactly one of --points, --boxes and --focus"),
@@ -184,7 +188,7 @@ class _SmallDisk:
         self._file = open(path, mode, buffering=buffering, **kwargs)
 
     def write(self, data):
-        size = memoryview(data).nbytes
+        size = len(data.encode()) if isinstance(data, str) else memoryview(data).nbytes
         if size > _SmallDisk.budget:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         _SmallDisk.budget -= size
@@ -481,3 +485,371 @@ def test_filter_goes_on_after_a_bad_image_and_takes_a_registered_name(inputs, tm
     result = run("filter", images, "-o", tmp_path / "out", "--model", "discs", "--device", "cpu", "-q")
     assert_one_line_error(result, "broken.png is not a readable image")
     assert files_in(tmp_path / "out") == ["scene0.png", "scene1.png"]
+
+
+# --- round two (issue 30) ------------------------------------------------------------------------------------
+# 1. a model whose normalisation is not finite
+@pytest.mark.parametrize("entry, value", [("offset", float("nan")), ("scale", float("inf"))])
+def test_a_model_with_a_non_finite_normalisation_is_refused(entry, value, inputs, tmp_path):
+    payload = torch.load(inputs["model"], weights_only=True)
+    payload["normalisation"][entry] = value
+    torch.save(payload, tmp_path / "n.pt")
+    with pytest.raises(ModelFileError, match=r"n\.pt: normalisation holds values that are not finite"):
+        load_model(tmp_path / "n.pt")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("mask", inputs["video"], "-o", out / "m.hdf5", "--model", tmp_path / "n.pt", "-q")
+    assert_one_line_error(result, "normalisation holds values that are not finite")
+    result = run("fit", inputs["videos"], "-o", out / "f.pt", "--init", tmp_path / "n.pt", "--steps", "2",
+                 "--patch-size", "32", "--lag", "2", "-q")
+    assert_one_line_error(result, "normalisation holds values that are not finite")
+    assert "learning-rate" not in result.stderr and files_in(out) == []
+
+
+# 2. the Python API checks its arrays at the door
+@pytest.fixture(scope="module")
+def cleaner(inputs):
+    from wormclean.predict.cleaner import Cleaner
+
+    return Cleaner.load(inputs["model"], device="cpu")
+
+
+def _bad_arrays():
+    frame = np.full((48, 64), 100, np.uint8)
+    with_nan = frame.astype(np.float32)
+    with_nan[5, 5] = np.nan
+    with_inf = frame.astype(np.float32)
+    with_inf[7, 9] = np.inf
+    return {
+        "nan": (with_nan, "not finite numbers"),
+        "inf": (with_inf, "not finite numbers"),
+        "bool": (frame > 50, "dtype bool"),
+        "int8": (-frame.astype(np.int8), "dtype int8"),
+        "empty": (np.zeros((0, 64), np.uint8), "has no pixel"),
+        "3d": (frame[None], "shape (1, 48, 64)"),
+        "list": (frame.tolist(), "numpy array"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_arrays()))
+def test_the_python_api_refuses_arrays_it_cannot_use(name, cleaner):
+    from wormclean.errors import WormcleanError
+
+    bad, words = _bad_arrays()[name]
+    frame = np.full((48, 64), 100, np.uint8)
+    background = cleaner.background(frame)
+    assert np.isfinite(background).all()
+    for call, what in (
+        (lambda: cleaner.background(bad), "the frame"),
+        (lambda: cleaner.backgrounds([frame, bad]), "the frame"),
+        (lambda: cleaner.segment(bad, background), "the frame"),
+        (lambda: cleaner.segment(frame, bad), "the background"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(words)) as caught:
+            call()
+        assert isinstance(caught.value, WormcleanError) and str(caught.value).startswith(what)
+
+
+@pytest.mark.parametrize("interval", [0, -5, "0s"])
+def test_iter_masks_refuses_an_interval_the_cli_refuses(interval, cleaner, inputs):
+    from wormclean.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="bgnd_interval: expected more than 0"):
+        next(cleaner.iter_masks(inputs["video"], bgnd_interval=interval))
+
+
+# 6. options known to be wrong are refused before any work, and errors that will recur are not tried again
+def test_a_tile_size_too_small_for_the_net_is_refused_before_any_work(inputs, tmp_path, monkeypatch):
+    import wormclean.predict.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "open_video", lambda *args: pytest.fail("a video was opened"))
+    result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "--tile-size", "3")
+    assert_one_line_error(result, "tile size 3 is too small for this net")
+    assert files_in(tmp_path) == []
+
+
+# 9. values that overflow the arithmetic are refused rather than passed on to numpy
+def test_a_delta_beyond_the_16_bit_range_is_refused(inputs, tmp_path):
+    result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "--delta", "1e308")
+    assert_one_line_error(result, "--delta must be at most 65535")
+
+
+# 3. and 4. SIGTERM and SIGHUP stop a job as cleanly as Ctrl-C, worker processes included
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory) -> Path:
+    """Two videos long enough (with the net on every frame) to be stopped part-way."""
+    folder = tmp_path_factory.mktemp("long")
+    write_simulation(folder / "a.mp4", SimulationSettings(size=(48, 64), n_frames=150, n_worms=2, seed=0))
+    (folder / "b.mp4").write_bytes((folder / "a.mp4").read_bytes())
+    (folder / "a.truth.h5").unlink(missing_ok=True)
+    return folder
+
+
+def _start_mask(inputs_path: Path, output: Path, model: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "wormclean", "mask", str(inputs_path), "-o", str(output), "--model", str(model),
+               "-q", "--device", "cpu", "--background", "net", "--bgnd-interval", "1", *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def _wait_for(condition, job: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert job.poll() is None, job.stderr.read()
+        assert time.monotonic() < deadline, "the job did not get that far"
+        time.sleep(0.05)
+
+
+def _partials(folder: Path) -> list[str]:
+    return [name for name in files_in(folder) if ".partial-" in name]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z" if Path(f"/proc/{pid}").exists() else True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_to_mask_removes_its_partial_and_lock(stop, inputs, long_videos, tmp_path):
+    output = tmp_path / "a.hdf5"
+    job = _start_mask(long_videos / "a.mp4", output, inputs["model"])
+    _wait_for(lambda: _partials(tmp_path), job)
+    job.send_signal(stop)
+    assert job.wait(timeout=60) == 128 + stop
+    assert job.stderr.read().strip().splitlines() == [f"Stopped by {signal.Signals(stop).name}."]
+    assert files_in(tmp_path) == []
+    result = run("mask", long_videos / "a.mp4", "-o", output, "--model", inputs["model"], "-q", "--background", "net")
+    assert result.exit_code == 0 and files_in(tmp_path) == ["a.hdf5"]
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_batch_leaves_no_worker_partial_or_lock(stop, inputs, long_videos, tmp_path):
+    out = tmp_path / "masks"
+    job = _start_mask(long_videos, out, inputs["model"], "--jobs", "2")
+    _wait_for(lambda: len(_partials(out)) == 2, job)
+    workers = _workers_of(job.pid)
+    assert len(workers) == 2
+    job.send_signal(stop)
+    assert job.wait(timeout=60) == (128 + stop if stop != signal.SIGKILL else -stop)
+    if stop != signal.SIGKILL:
+        assert job.stderr.read().strip().splitlines() == ["Stopped by SIGTERM."]
+    deadline = time.monotonic() + 30
+    while any(_alive(worker) for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(worker) for worker in workers)
+    assert files_in(out) == ["wormclean-batch.csv"]
+    result = run("mask", long_videos, "-o", out, "--model", inputs["model"], "-q", "--background", "net")
+    assert result.exit_code == 0 and files_in(out) == ["a.hdf5", "b.hdf5", "wormclean-batch.csv"]
+
+
+def test_the_next_run_removes_what_a_killed_run_left(inputs, tmp_path):
+    output = tmp_path / "one.hdf5"
+    (tmp_path / ".one.partial-99999-0123abcd.hdf5").write_bytes(b"half a file")
+    (tmp_path / ".one.hdf5.lock").write_bytes(b"")
+    (tmp_path / ".other.partial-99999-0123abcd.hdf5").write_bytes(b"another output's")
+    result = run("mask", inputs["video"], "-o", output, "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert files_in(tmp_path) == [".other.partial-99999-0123abcd.hdf5", "one.hdf5"]
+    assert "removing" in result.stderr and ".one.partial-99999-0123abcd.hdf5" in result.stderr
+
+
+# 6. a failure the job reports itself would recur: it is not tried again
+def test_a_full_disk_is_reported_after_one_try(inputs, tmp_path, small_disk, monkeypatch):
+    import wormclean.predict.batch as batch
+
+    calls = []
+    real_mask_video = batch.mask_video
+    monkeypatch.setattr(batch, "mask_video", lambda video, *args: calls.append(video) or real_mask_video(video, *args))
+    out = tmp_path / "masks"
+    small_disk.budget = 2000
+    result = run("mask", inputs["videos"], "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 2 and len(errors_of(result.stderr)) == 2
+    assert sorted(path.name for path in calls) == ["day1.mp4", "day2.mp4"]
+    with open(out / "wormclean-batch.csv") as report:
+        assert [row.split(",")[5] for row in report.read().splitlines()[1:]] == ["1", "1"]  # attempts
+
+
+# 9. and 10. stderr carries our lines only, each said once, workers' with their prefix too
+def _cut_tiffs(folder: Path, n_videos: int) -> list[Path]:
+    frames = (np.random.default_rng(0).integers(0, 255, (40, 32, 32)) * 256).astype(np.uint16)
+    folder.mkdir()
+    paths = []
+    for index in range(n_videos):
+        tifffile.imwrite(folder / "whole.tif", frames)
+        data = (folder / "whole.tif").read_bytes()
+        paths.append(folder / f"cut{index}.tif")
+        paths[-1].write_bytes(data[: len(data) // 2])
+    (folder / "whole.tif").unlink()
+    return paths
+
+
+def test_a_truncated_16_bit_tiff_is_reported_once_in_our_words(inputs, tmp_path):
+    [video] = _cut_tiffs(tmp_path / "videos", 1)
+    result = run("mask", video, "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("WARNING: ") for line in lines), result.stderr
+    assert "tifffile" not in result.stderr and "invalid page offset" not in result.stderr
+    assert sum("cannot be decoded" in line for line in lines) == 1, result.stderr
+    assert len(lines) == len(set(lines)), result.stderr
+
+
+def test_workers_warnings_reach_stderr_as_ours(inputs, tmp_path):
+    folder = tmp_path / "videos"
+    _cut_tiffs(folder, 2)
+    result = run("mask", folder, "-o", tmp_path / "masks", "--model", inputs["model"], "-q", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("WARNING: ") for line in lines), result.stderr
+    assert sum("cut0.tif: frame" in line and "cannot be decoded" in line for line in lines) == 1, result.stderr
+
+
+def test_a_corrupt_image_in_a_sequence_leaves_only_our_lines_on_stderr(inputs, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(12):
+        cv2.imwrite(str(folder / f"f{index:02d}.png"), rng.integers(90, 110, (32, 32), dtype=np.uint8))
+    (folder / "f06.png").write_bytes(b"not an image at all")
+    env = {key: value for key, value in os.environ.items() if key != "OPENCV_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "wormclean", "mask", str(folder), "-o", str(tmp_path / "m.hdf5"), "--model",
+         str(inputs["model"]), "-q", "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert all(line.startswith("WARNING: ") for line in lines), done.stderr
+    assert sum("f06.png is not a readable image" in line for line in lines) == 1, done.stderr
+
+
+# 5. a second fit on the same output is refused, and the first one's files are left as they are
+def test_a_second_fit_on_the_same_output_is_refused(inputs, tmp_path):
+    output = tmp_path / "m.pt"
+    options = ["--steps", "6", "--validate-every", "2", "--width", "4", "--depth", "2", "--patch-size", "32",
+               "--lag", "2", "--include-immobile", "--device", "cpu", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    first = subprocess.Popen([sys.executable, "-m", "wormclean", "fit", str(inputs["videos"]), "-o", str(output),
+                              *options], stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(lambda: (tmp_path / ".m.pt.fit.lock").exists(), first)
+    for extra in ([], ["--overwrite"]):
+        second = run("fit", inputs["videos"], "-o", output, *options, *extra)
+        assert_one_line_error(second, f"{output} is being written by another job")
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert files_in(tmp_path) == ["m.last.pt", "m.log.csv", "m.loss.png", "m.pt"]
+    assert load_model(output).metadata["steps"] == 6
+    assert [row.split(",")[0] for row in (tmp_path / "m.log.csv").read_text().splitlines()[1:]] == ["2", "4", "6"]
+
+
+# 7. an entry of a batch folder that cannot be read is skipped, not the batch
+def test_a_symlink_loop_in_a_batch_folder_is_skipped_with_a_warning(inputs, tmp_path):
+    folder = tmp_path / "vids"
+    folder.mkdir()
+    (folder / "good.mp4").write_bytes(inputs["video"].read_bytes())
+    (folder / "loop.mp4").symlink_to("loop.mp4")
+    (folder / "sub").symlink_to("sub")
+    out = tmp_path / "masks"
+    result = run("mask", folder, "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    assert files_in(out) == ["good.hdf5", "wormclean-batch.csv"]
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and all("Too many levels of symbolic links" in line for line in skipped), result.stderr
+
+
+# 8. messages that named the wrong thing
+def test_a_one_pixel_video_is_masked(inputs, tmp_path):
+    import av
+
+    path = tmp_path / "pixel.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width = stream.height = 1
+        stream.pix_fmt = "gray"
+        for index in range(12):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.full((1, 1), 100 + index, np.uint8), "gray")))
+        container.mux(stream.encode())
+    result = run("mask", path, "-o", tmp_path / "pixel.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "pixel.hdf5", "r") as file:
+        assert file["/worm_mask"].shape == (12, 1, 1)
+
+
+def test_a_batch_report_on_a_full_disk_is_named_and_not_left_empty(inputs, tmp_path, small_disk, monkeypatch):
+    import wormclean.predict.batch as batch
+
+    monkeypatch.setattr(batch, "open", _SmallDisk, raising=False)
+    small_disk.budget = 0
+    out = tmp_path / "masks"
+    result = run("mask", inputs["videos"], "-o", out, "--model", inputs["model"], "-q")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert all(str(out) in line and "No space left on device" in line for line in lines), result.stderr
+    assert any(f"cannot write {out / 'wormclean-batch.csv'}" in line for line in lines), result.stderr
+    assert files_in(out) == []
+
+
+def test_a_stop_during_a_callback_of_hdf5_is_raised_back_in_python(tmp_path):
+    """HDF5 writes through FailSafeFile; an exception thrown through HDF5's frames crashed the process."""
+    from wormclean.stopping import Stopped, stop_on_signals
+
+    class StoppedWhileWriting:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            os.kill(os.getpid(), signal.SIGTERM)  # handled at once, inside FailSafeFile.write
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    with stop_on_signals(), atomic.FailSafeFile(tmp_path / "f.h5") as file:
+        file._file = StoppedWhileWriting(file._file)
+        assert file.write(b"abc") == 3
+        with pytest.raises(Stopped):
+            time.sleep(5)
+    assert (tmp_path / "f.h5").read_bytes() == b"abc"
+
+
+def test_a_python_warning_is_one_line_of_our_log(inputs, tmp_path, monkeypatch):
+    import warnings
+
+    import wormclean.predict.batch as batch
+
+    real_mask_video = batch.mask_video
+
+    def warning_mask_video(*args, **kwargs):
+        np.float32(3e38) * np.float32(10)  # numpy's "overflow encountered" RuntimeWarning
+        return real_mask_video(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "mask_video", warning_mask_video)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        result = run("mask", inputs["video"], "-o", tmp_path / "m.hdf5", "--model", inputs["model"], "-q")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if "overflow" in line or "np.float32" in line]
+    assert lines == ["WARNING: overflow encountered in scalar multiply (RuntimeWarning)"], result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_to_simulate_leaves_no_partial(tmp_path):
+    command = [sys.executable, "-m", "wormclean", "simulate", str(tmp_path / "s.mp4"), "--size", "256", "--frames",
+               "100000", "-q"]
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    _wait_for(lambda: _partials(tmp_path), job)
+    time.sleep(0.5)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == 143
+    assert job.stderr.read().strip().splitlines() == ["Stopped by SIGTERM."]
+    assert files_in(tmp_path) == []

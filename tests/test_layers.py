@@ -12,7 +12,7 @@ PACKAGE = Path(wormclean.__file__).parent
 
 # Lowest first; a module may import its own layer and those before it.
 LAYERS = [
-    {"_version", "errors", "units", "threads", "memory", "settings", "padding"},
+    {"_version", "errors", "units", "threads", "memory", "settings", "padding", "stopping"},
     {"segment"},  # pure numpy: thresholds, regions, metrics
     {"io"},
     {"stills", "sim", "model"},

@@ -27,3 +27,7 @@ class OutputError(WormcleanError):
 
 class TrainingError(WormcleanError):
     """Training cannot go on: the loss or the weights stopped being finite numbers (the run diverged)."""
+
+
+class ArrayError(WormcleanError, ValueError):
+    """An array given to the Python API cannot be a frame or a background: wrong type, shape or values."""

@@ -57,6 +57,9 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_DELTA_8BIT = 10.0
 """Difference (grey levels of an 8-bit video) above which a pixel is a worm; scaled by ``2 ** (bits - 8)``."""
 
+LARGEST_DELTA = 65535
+"""Largest worm threshold in grey levels: the whole 16-bit range (a larger one finds no worm in any video)."""
+
 LARGEST_SPAN = 1_000_000_000
 """Largest span of frames or seconds an option takes (a span longer than any video means "once")."""
 
@@ -102,7 +105,8 @@ class SegmentSettings:
     threshold : {"delta", "otsu"}
         Thresholding of the difference from the background (:data:`THRESHOLD_METHODS`).
     delta : float, optional
-        Threshold in grey levels for ``"delta"``; default :func:`default_delta` of the video's bit depth.
+        Threshold in grey levels for ``"delta"`` (at most :data:`LARGEST_DELTA`); default :func:`default_delta`
+        of the video's bit depth.
     min_area : int, optional
         Smallest worm blob in pixels; default from the size of the worms the video shows moving (fused and
         temporal backgrounds), else :data:`DEFAULT_MIN_AREA`.
@@ -121,6 +125,8 @@ class SegmentSettings:
     def __post_init__(self):
         _check_choice(self.threshold, THRESHOLD_METHODS, "threshold")
         _check_positive(self.delta, "--delta")
+        if self.delta is not None and self.delta > LARGEST_DELTA:
+            raise SettingsError(f"--delta must be at most {LARGEST_DELTA} (the 16-bit range), got {self.delta:g}")
         _check_at_least(self.min_area, 0, "--min-area")
         _check_choice(self.background, BACKGROUND_MODES, "background")
 

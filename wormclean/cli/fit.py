@@ -109,7 +109,7 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
     the N x --batch-size of all together); rank 0 writes the files.
     """
     from wormclean.data.shards import launched_group
-    from wormclean.io.atomic import check_folder_writable
+    from wormclean.io.atomic import check_folder_writable, output_lock
     from wormclean.train.fit import output_paths, train
 
     quiet = quiet or not launched_group().is_main  # under torchrun, rank 0 alone shows progress and results
@@ -121,11 +121,14 @@ def fit(inputs, output, lag, steps, batch_size, patch_size, width, depth, learni
         raise SettingsError("no videos given; usage: wormclean fit VIDEOS... -o model.pt")
     if resume and init_model:
         raise SettingsError("use either --resume (continue a run) or --init (start from a model), not both")
+    check_folder_writable(output.parent)
+    if not dry_run and launched_group().is_main:
+        # Held to the end of the command: a second fit on the same output is refused before it touches a file.
+        click.get_current_context().with_resource(output_lock(output, "fit"))
     if resume is None and not overwrite and not dry_run:
         for path in (output, output_paths(output)["last"]):
             if path.exists():
                 raise OutputError(f"{path} exists; use --overwrite to replace it or --resume to continue")
-    check_folder_writable(output.parent)
     if init_model is None and resume is None and crops_dir is None and width is None and depth is None:
         from wormclean.model.device import resolve_device
 

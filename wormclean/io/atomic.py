@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wormclean.errors import OutputError
+from wormclean.stopping import not_stopped_in
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class FailSafeFile:
         self.error: OSError | None = None
         self._file = open(self.path, "w+b", buffering=0)  # unbuffered: a failed write fails in write()
 
+    @not_stopped_in
     def write(self, data) -> int:
         """Write all of ``data`` (bytes-like); after a failure, count it as written and drop it."""
         view = memoryview(data).cast("B")
@@ -109,22 +112,27 @@ class FailSafeFile:
                 log.debug("writing %s failed (%s); dropping further writes", self.path, error)
         return len(view)
 
+    @not_stopped_in
     def readinto(self, buffer) -> int:
         """Read into ``buffer``; the number of bytes read."""
         return self._file.readinto(buffer)
 
+    @not_stopped_in
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes."""
         return self._file.read(size)
 
+    @not_stopped_in
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         """Move to ``offset``; the new position."""
         return self._file.seek(offset, whence)
 
+    @not_stopped_in
     def tell(self) -> int:
         """The current position."""
         return self._file.tell()
 
+    @not_stopped_in
     def truncate(self, size: int | None = None) -> int:
         """Set the file's size (dropped, like writes, after a failure)."""
         if self.error is None:
@@ -134,6 +142,7 @@ class FailSafeFile:
                 self.error = error
         return self.tell() if size is None else size
 
+    @not_stopped_in
     def flush(self) -> None:
         """Nothing to flush: writes are unbuffered."""
 
@@ -142,6 +151,7 @@ class FailSafeFile:
         if self.error is not None:
             raise self.error
 
+    @not_stopped_in
     def close(self) -> None:
         """Close the file (a failed write stays in :attr:`error`)."""
         self._file.close()
@@ -156,13 +166,15 @@ class FailSafeFile:
 
 
 @contextlib.contextmanager
-def output_lock(path: str | os.PathLike) -> Iterator[None]:
+def output_lock(path: str | os.PathLike, kind: str = "") -> Iterator[None]:
     """Hold the lock on writing ``path``; raise :class:`OutputError` at once if another job holds it.
 
-    The lock is ``flock`` on ``.NAME.lock`` beside ``path``; the file is removed when the lock is released.
+    The lock is ``flock`` on ``.NAME.lock`` beside ``path`` (``.NAME.KIND.lock`` with a ``kind``: a job that
+    writes several files, such as ``fit``, holds one of its own over them all, while each file is still
+    written under its plain lock); the file is removed when the lock is released.
     """
     path = Path(path)
-    lock_path = path.with_name(f".{path.name}.lock")
+    lock_path = path.with_name(f".{path.name}{'.' + kind if kind else ''}.lock")
     while True:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -189,6 +201,15 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         os.close(fd)
 
 
+def remove_stale_partials(path: str | os.PathLike) -> None:
+    """Delete the temporary files of ``path`` that a killed job left (SIGKILL, a power cut); call while holding
+    its :func:`output_lock`, since then no live job is writing them."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.partial-*{glob.escape(path.suffix)}"):
+        log.warning("removing %s, left by a job on %s that was killed", stale, path)
+        remove_partial(stale)
+
+
 def remove_partial(temporary: Path) -> None:
     """Delete a temporary file or folder, whatever is left of it."""
     if temporary.is_dir() and not temporary.is_symlink():
@@ -210,6 +231,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     path = check_output_path(path, overwrite)
     with output_lock(path):
         path = check_output_path(path, overwrite)  # the job that held the lock may have written it meanwhile
+        remove_stale_partials(path)
         temporary = partial_path(path)
         try:
             yield temporary

@@ -7,6 +7,7 @@ Images carry no frame rate; they play at :data:`~wormclean.io.video.DEFAULT_FPS`
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -21,6 +22,8 @@ import tifffile
 from wormclean.errors import SettingsError, VideoError
 from wormclean.io.atomic import atomic_output
 from wormclean.io.video import DEFAULT_FPS, IndexedReader, VideoInfo
+
+log = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp"}) | TIFF_SUFFIXES
@@ -80,14 +83,22 @@ def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
 
     Raises :class:`VideoError` if the folder cannot be listed.
     """
+    files, folders = [], []
     try:
         with os.scandir(folder) as entries:
-            entries = [entry for entry in entries if not entry.name.startswith(".")]
-            files = sorted((Path(e.path) for e in entries if e.is_file()), key=natural_key)
-            folders = sorted(Path(e.path) for e in entries if e.is_dir())
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    kind = files if entry.is_file() else folders if entry.is_dir() else None
+                except OSError as error:  # a link to itself, a file gone since the listing: that entry only
+                    log.warning("skipped: %s (%s)", entry.path, error.strerror or error)
+                    continue
+                if kind is not None:
+                    kind.append(Path(entry.path))
     except OSError as error:
         raise VideoError(f"{folder}: cannot read the folder ({error.strerror or error})") from None
-    return files, folders
+    return sorted(files, key=natural_key), sorted(folders)
 
 
 def is_tiff_stack(path: Path) -> bool:

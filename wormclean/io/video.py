@@ -25,6 +25,8 @@ from wormclean.threads import run_ahead
 
 log = logging.getLogger(__name__)
 
+_BREAKS_SAID: set[tuple[str, int]] = set()  # (video, frame) of the breaks this process has warned about
+
 DEFAULT_FPS = 25.0
 """Frame rate of sources that carry none: image sequences, TIFF stacks, HDF5 without ``expected_fps``."""
 
@@ -214,7 +216,11 @@ class VideoReader(abc.ABC):
         """Record that frame ``index`` cannot be decoded; reading never goes past it again."""
         if self.broken_at is None or index < self.broken_at:
             self.broken_at = index
-            log.warning("%s: frame %d cannot be decoded (%s); reading stops there", self.path, index, reason)
+            # A job opens a video more than once (frames, backgrounds, samples): the user hears it once.
+            said = (str(self.path), index) in _BREAKS_SAID
+            _BREAKS_SAID.add((str(self.path), index))
+            log.log(logging.DEBUG if said else logging.WARNING, "%s: frame %d cannot be decoded (%s); reading "
+                    "stops there", self.path, index, reason)
 
 
 class IndexedReader(VideoReader):

@@ -19,6 +19,7 @@ The pixel format, unless given, is picked per codec:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -142,6 +143,31 @@ def _subsamples(pixel_format: str) -> bool:
     """True if the format stores chroma at a lower resolution, which libx264 and others need even sizes for."""
     probe = av.VideoFormat(pixel_format, 8, 8)
     return any(component.width < 8 or component.height < 8 for component in probe.components)
+
+
+@functools.cache
+def _writable_suffixes() -> frozenset[str]:
+    """The file extensions FFmpeg names a container it can write by, lower case with the dot (``.mp4``)."""
+    suffixes = set()
+    for name in av.formats_available:
+        try:
+            container = av.ContainerFormat(name)
+        except ValueError:
+            continue
+        if container.is_output:
+            suffixes |= {f".{extension.strip().lower()}" for extension in container.extensions}
+    return frozenset(suffixes)
+
+
+def check_video_path(path: str | os.PathLike) -> Path:
+    """Check, before any work, that ``path``'s extension names a container FFmpeg writes; raise
+    :class:`~wormclean.errors.OutputError` naming ``path`` if not."""
+    path = Path(path)
+    if not path.suffix:
+        raise OutputError(f"{path} has no extension; name the video e.g. {path.name}.mp4")
+    if path.suffix.lower() not in _writable_suffixes():
+        raise OutputError(f"{path}: no video container is written as {path.suffix}; use e.g. .mp4, .mkv or .avi")
+    return path
 
 
 class VideoWriter:

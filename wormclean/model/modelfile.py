@@ -48,8 +48,14 @@ class Normalisation:
     bit_depth: int = 8
 
     def __post_init__(self):
+        if not (math.isfinite(self.offset) and math.isfinite(self.scale)):
+            raise ModelFileError(
+                f"normalisation holds values that are not finite numbers (offset {self.offset}, scale {self.scale})"
+            )
         if not self.scale > 0:
             raise ModelFileError(f"normalisation scale must be positive, got {self.scale}")
+        if self.bit_depth not in (8, 16):
+            raise ModelFileError(f"normalisation bit depth must be 8 or 16, got {self.bit_depth}")
 
     @classmethod
     def from_samples(cls, pixels: np.ndarray, bit_depth: int, log: bool = False) -> Normalisation:
@@ -198,6 +204,11 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         config = UNetConfig(**payload["architecture"])
         normalisation = Normalisation(**payload["normalisation"])
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{path} is a damaged wormclean model file ({_one_line(error)})") from None
+    try:
         net = UNet(config)
         mismatch = _weights_mismatch(net.state_dict(), payload["state_dict"])
         if mismatch is not None:

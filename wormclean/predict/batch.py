@@ -13,13 +13,18 @@ seconds and error, one row appended as each finishes, so an interrupted batch le
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
 import dataclasses
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import queue
+import signal
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -33,6 +38,7 @@ from wormclean.io.masked_video import is_complete
 from wormclean.predict.cleaner import Cleaner
 from wormclean.predict.pipeline import OUTPUT_SUFFIXES, MaskResult, mask_video, output_paths
 from wormclean.settings import MaskSettings
+from wormclean.stopping import Stopped, stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,9 @@ BATCH_REPORT = "wormclean-batch.csv"
 REPORT_COLUMNS = ("video", "output", "status", "frames", "seconds", "attempts", "broken_at", "error")
 
 ATTEMPTS = 2
-"""Tries per video: a failed video is tried once more (a worker lost, a file system hiccup) before it is reported."""
+"""Tries per video whose worker was lost (a crash in a decoder): it is tried once more before it is reported.
+Failures the job reports itself (an undecodable video, an output that cannot be written, a full disk) would
+only recur, and are reported at once."""
 
 _PROGRESS_EVERY_S = 0.5  # a worker reports its frames at most this often
 _POLL_S = 0.25  # the driver looks at the workers' reports at least this often
@@ -172,10 +180,30 @@ _reports: list = []  # where this worker process sends its WorkerFrames (a queue
 
 
 def _start_worker(threads: int | None, reports) -> None:
-    """Initialise a worker process of this machine: its share of the cores and its progress channel."""
+    """Initialise a worker of this machine: its share of the cores and its progress channel."""
     if threads is not None:
         set_threads(threads)
     _reports[:] = [reports.put] if reports is not None else []
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _start_pool_worker(threads: int, reports, parent: int, log_level: int) -> None:
+    """Initialise a worker process of a pool: it dies with its parent, and its log records go to the parent.
+
+    The parent's death (even by SIGKILL) sends the worker SIGTERM (Linux), which stops its video cleanly
+    (:func:`_mask_in_worker`). The records go through the progress channel and are handled by the parent's
+    loggers, so they read as the parent's own (``WARNING: ...``) wherever the parent's logging sends them.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(128 + signal.SIGTERM)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(reports)]
+    root.setLevel(log_level)
+    _start_worker(threads, reports)
 
 
 def worker_name() -> str:
@@ -207,6 +235,17 @@ def mask_item(item: BatchItem, settings: MaskSettings, command_line: str = "") -
     return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
 
+def _mask_in_worker(item: BatchItem, settings: MaskSettings, command_line: str = "") -> MaskResult:
+    """:func:`mask_item` in a worker process of a pool: SIGTERM or SIGHUP while it runs (the parent stopping or
+    dying) removes the video's temporary output and releases its lock, then ends the process. An idle worker
+    has nothing to clean up and ends at once."""
+    with stop_on_signals():
+        try:
+            return mask_item(item, settings, command_line)
+        except Stopped as stop:
+            os._exit(stop.exit_code)  # the pool's loop would otherwise wait for the next task
+
+
 # -- the driver side ------------------------------------------------------------------------------------------
 class _Inline(Executor):
     """Runs each task at once, in this process (one job: no process to start, the progress comes live)."""
@@ -228,8 +267,8 @@ class _Pool(Executor):
         self._arguments = dict(
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that holds threads
-            initializer=_start_worker,
-            initargs=(threads, reports),
+            initializer=_start_pool_worker,
+            initargs=(threads, reports, os.getpid(), logging.getLogger().getEffectiveLevel()),
         )
         self._pool = ProcessPoolExecutor(**self._arguments)
 
@@ -244,6 +283,13 @@ class _Pool(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def stop(self) -> None:
+        """Stop the videos in progress now: SIGTERM to every worker, each of which cleans up and ends."""
+        # ProcessPoolExecutor has no way to end its workers before Python 3.14 (terminate_workers).
+        for pid in list(self._pool._processes or {}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def _cluster(scheduler: str) -> tuple[Executor, Callable[[], None]]:
@@ -263,7 +309,11 @@ def _cluster(scheduler: str) -> tuple[Executor, Callable[[], None]]:
 
 
 class _Report:
-    """``wormclean-batch.csv``: a header, then one row per video as it finishes (flushed at once)."""
+    """``wormclean-batch.csv``: a header, then one row per video as it finishes (flushed at once).
+
+    A report that cannot be written (a full disk) does not stop the batch: a warning names it, and it is
+    removed if it holds nothing.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -272,10 +322,24 @@ class _Report:
         except OSError as error:
             raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
         self._writer = csv.DictWriter(self._file, fieldnames=REPORT_COLUMNS)
-        self._writer.writeheader()
+        self._write(self._writer.writeheader)
+
+    def _write(self, write: Callable[[], object]) -> None:
+        """Run ``write`` and flush; on an OS error, warn and write nothing more."""
+        if self._file is None:
+            return
+        try:
+            write()
+            self._file.flush()
+        except OSError as error:
+            log.warning("cannot write %s: %s; the batch goes on without its report", self.path,
+                        error.strerror or error)
+            self.close()
+            if self.path.stat().st_size == 0:
+                self.path.unlink()
 
     def add(self, result: MaskResult) -> None:
-        self._writer.writerow(
+        self._write(lambda: self._writer.writerow(
             {
                 "video": str(result.video),
                 "output": str(result.output),
@@ -286,11 +350,13 @@ class _Report:
                 "broken_at": "" if result.broken_at is None else result.broken_at,
                 "error": result.error or "",
             }
-        )
-        self._file.flush()
+        ))
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # the buffer's last write fails again on a full disk
+                self._file.close()
+            self._file = None
 
 
 def mask_batch(
@@ -399,6 +465,7 @@ def _run(items, settings, jobs, scheduler, command_line, status, frames_seen, fi
     reports = None
     release: Callable[[], None] = lambda: None  # noqa: E731
     absolute = {item: item for item in items}
+    task = mask_item
     if scheduler is not None:
         executor, release = _cluster(scheduler)
         absolute = {item: BatchItem(item.video.absolute(), item.output.absolute(), item.replace) for item in items}
@@ -407,6 +474,7 @@ def _run(items, settings, jobs, scheduler, command_line, status, frames_seen, fi
         workers = min(jobs, len(items))
         reports = multiprocessing.get_context("spawn").Queue()
         executor = _Pool(workers, threads_per_job(workers, available_cores()), reports)
+        task = _mask_in_worker
         in_flight = 2 * workers
     else:
         executor = _Inline()
@@ -418,17 +486,17 @@ def _run(items, settings, jobs, scheduler, command_line, status, frames_seen, fi
         while waiting or pending:
             while waiting and len(pending) < in_flight:
                 item, attempt = waiting.popleft()
-                pending[executor.submit(mask_item, absolute[item], settings, command_line)] = (item, attempt)
+                pending[executor.submit(task, absolute[item], settings, command_line)] = (item, attempt)
             finished, _ = wait(list(pending), timeout=_POLL_S, return_when=FIRST_COMPLETED)
             _drain(reports, frames_seen)
             for future in finished:
                 item, attempt = pending.pop(future)
-                result = _outcome(future, item)
+                result, lost = _outcome(future, item)
                 result = dataclasses.replace(result, video=item.video, output=item.output, attempts=attempt)
                 for worker, update in list(status.workers.items()):
                     if update.video == absolute[item].video:
                         del status.workers[worker]
-                if result.error is not None and attempt < ATTEMPTS:
+                if lost and attempt < ATTEMPTS:
                     log.info("%s failed (%s); trying it once more", item.video, result.error)
                     waiting.appendleft((item, attempt + 1))
                     continue
@@ -439,10 +507,15 @@ def _run(items, settings, jobs, scheduler, command_line, status, frames_seen, fi
                     status.n_failed += 1
                 finish(result)
             tell()
+    except BaseException:
+        if isinstance(executor, _Pool):  # stopped (Ctrl-C, SIGTERM) or a bug: no video goes on without us
+            executor.stop()
+        raise
     finally:
         for future in pending:
             future.cancel()
         executor.shutdown(wait=True)
+        _drain(reports, lambda update: None)  # the workers' last log records
         release()
         _start_worker(None, None)
 
@@ -455,21 +528,30 @@ class _Direct:
 
 
 def _drain(reports, frames_seen: Callable[[WorkerFrames], None]) -> None:
+    """Hand the workers' progress reports waiting in ``reports`` to ``frames_seen`` and their log records to
+    this process's loggers."""
     if reports is None:
         return
     while True:
         try:
-            frames_seen(reports.get_nowait())
+            report = reports.get_nowait()
         except queue.Empty:
             return
+        if isinstance(report, logging.LogRecord):
+            logger = logging.getLogger(report.name)
+            if logger.isEnabledFor(report.levelno):  # the levels set here hold for the workers' records too
+                logger.handle(report)
+        else:
+            frames_seen(report)
 
 
-def _outcome(future: Future, item: BatchItem) -> MaskResult:
-    """The task's result; a task that raised (a bug, a lost worker) becomes a failed result with the reason."""
+def _outcome(future: Future, item: BatchItem) -> tuple[MaskResult, bool]:
+    """The task's result, and whether it was lost rather than failed (worth one more try): a task that
+    raised (a lost worker, a bug) becomes a failed result with the reason."""
     try:
-        return future.result()
+        return future.result(), False
     except BrokenProcessPool:
-        return MaskResult(item.video, item.output, error="its worker process died (a crash while decoding?)")
+        return MaskResult(item.video, item.output, error="its worker process died (a crash while decoding?)"), True
     except Exception as error:  # noqa: BLE001 - every video gets a row, whatever went wrong
         log.debug("%s: the task raised", item.video, exc_info=True)
-        return MaskResult(item.video, item.output, error=f"{type(error).__name__}: {error}")
+        return MaskResult(item.video, item.output, error=f"{type(error).__name__}: {error}"), True

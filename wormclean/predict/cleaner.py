@@ -38,13 +38,20 @@ from wormclean.predict.inference import (
     prepare_net,
     resolve_device,
 )
-from wormclean.predict.tiling import plan_tiles
+from wormclean.predict.inputs import check_image
+from wormclean.predict.tiling import check_tile_size, plan_tiles
 from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, WindowSchedule
 from wormclean.segment.background import WormStats
 from wormclean.segment.threshold import background_level, segment
-from wormclean.settings import DEFAULT_BGND_INTERVAL, DEFAULT_MIN_AREA, MaskSettings, NetSettings, SegmentSettings
+from wormclean.settings import (
+    DEFAULT_BGND_INTERVAL,
+    DEFAULT_MIN_AREA,
+    MaskSettings,
+    NetSettings,
+    SegmentSettings,
+    parse_span,
+)
 from wormclean.threads import END, NOTHING, Producer
-from wormclean.units import FrameSpan
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +132,7 @@ class Cleaner:
             keep_freed_memory()  # the net's feature maps, reused rather than faulted in afresh
         self.tile_size = tile_size or DEFAULT_TILE_SIZE[self.device.type]
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE[self.device.type]
+        check_tile_size(self.tile_size, model.net.receptive_field_radius(), model.config.multiple)
         self.threshold = self.segmentation.threshold
         self.delta = self.segmentation.delta
         self.min_area = self.segmentation.min_area
@@ -150,11 +158,14 @@ class Cleaner:
         """The net's backgrounds of several ``(H, W)`` frames (tiles batched): float32 ``(H, W)`` each.
 
         Frames of another bit depth than the model's (16-bit video, 8-bit model) are mapped into the model's
-        units around the net by :func:`match_model_units`; inverted polarity is handled likewise.
+        units around the net by :func:`match_model_units`; inverted polarity is handled likewise. Raises
+        :class:`~wormclean.errors.ArrayError` for a frame that is not finite ``(H, W)`` grey levels
+        (:func:`~wormclean.predict.inputs.check_image`).
         """
         maps = []
         inputs = []
         for frame in frames:
+            check_image(frame, "frame")
             values = frame.astype(np.float32)
             if self.invert:
                 values = float(np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255) - values
@@ -205,7 +216,10 @@ class Cleaner:
         the largest, and the largest hole filled; without it the smallest is ``min_area`` or 50 and every hole
         is filled. ``background_level``, the background's
         :func:`~wormclean.segment.threshold.background_level`, saves measuring it for every frame that uses it.
+        Raises :class:`~wormclean.errors.ArrayError` for arrays that are not finite ``(H, W)`` grey levels.
         """
+        check_image(frame, "frame")
+        check_image(background, "background")
         if worms is None:
             limits = dict(min_area=DEFAULT_MIN_AREA if self.min_area is None else self.min_area)
         else:
@@ -233,7 +247,7 @@ class Cleaner:
         ``"net"``, or a video with no background of its own: then a warning says why)."""
         if self.background_mode == "net":
             return None
-        interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
+        interval = parse_span(bgnd_interval, "bgnd_interval").frames(reader.fps)
         try:
             if reader.n_frames < MIN_TEMPORAL_FRAMES:
                 raise TemporalUnavailable(f"the video has only {reader.n_frames} frames")
@@ -285,7 +299,7 @@ class Cleaner:
             if reader.bit_depth != self.model_bits:
                 log.info("%s is %d-bit, the model %d-bit: frames are mapped into the model's units",
                          reader.path, reader.bit_depth, self.model_bits)
-            interval = FrameSpan.parse(bgnd_interval).frames(reader.fps)
+            interval = parse_span(bgnd_interval, "bgnd_interval").frames(reader.fps)
             net_alone = _BackgroundSchedule(self, reader, interval, on_background).run
             if self.background_mode == "net":
                 if report is not None:

@@ -117,6 +117,17 @@ def min_tile_size(receptive_field_radius: int, multiple: int) -> int:
     return 2 * halo_for(receptive_field_radius, multiple) + multiple
 
 
+def check_tile_size(tile_size: int, receptive_field_radius: int, multiple: int) -> None:
+    """Raise :class:`SettingsError` if tiles of ``tile_size`` pixels (rounded down to ``multiple``) keep nothing
+    inside their halo, so that a frame larger than one tile cannot be cut into them."""
+    smallest = min_tile_size(receptive_field_radius, multiple)
+    if int(tile_size) // multiple * multiple < smallest:
+        raise SettingsError(
+            f"tile size {tile_size} is too small for this net: tiles need at least {smallest} pixels "
+            f"(a halo of {halo_for(receptive_field_radius, multiple)} on each side)"
+        )
+
+
 def _axis_windows(length: int, tile: int, halo: int, multiple: int) -> tuple[int, list[tuple[int, int, int]]]:
     """Windows along one axis of a padded length.
 
@@ -179,13 +190,9 @@ def plan_tiles(
     tile_h, tile_w = int(asked_h) // multiple * multiple, int(asked_w) // multiple * multiple
     halo = halo_for(receptive_field_radius, multiple)
     padded = (round_up(height, multiple), round_up(width, multiple))
-    smallest = min_tile_size(receptive_field_radius, multiple)
     for asked, tile, length in ((asked_h, tile_h, padded[0]), (asked_w, tile_w, padded[1])):
-        if tile < length and tile < smallest:
-            raise SettingsError(
-                f"tile size {asked} is too small for this net: tiles need at least {smallest} pixels "
-                f"(a halo of {halo} on each side)"
-            )
+        if tile < length:
+            check_tile_size(asked, receptive_field_radius, multiple)
     tile_h, rows = _axis_windows(padded[0], tile_h, halo, multiple)
     tile_w, cols = _axis_windows(padded[1], tile_w, halo, multiple)
     tile_shape = (tile_h, tile_w)

@@ -148,8 +148,10 @@ def temporal_background(frames: Sequence[np.ndarray]) -> np.ndarray:
     levels = flicker_levels(frames)
     reference = float(np.median(levels))
     gains = np.where(levels > 0, reference / np.maximum(levels, 1e-6), 1.0)
-    # Scaled in the frames' own integer type (rounding costs half a grey level), then ranked bit by bit.
-    scaled = [frame if abs(gain - 1) < 1e-6 else cv2.multiply(frame, float(gain)) for frame, gain in zip(frames, gains)]
+    # Scaled in the frames' own integer type (rounding costs half a grey level), then ranked bit by bit. By an
+    # array of ones with a scale, since OpenCV takes a 1x1 frame times a number for two scalars (a (4, 1) result).
+    scaled = [frame if abs(gain - 1) < 1e-6 else cv2.multiply(frame, np.ones_like(frame), scale=float(gain))
+              for frame, gain in zip(frames, gains)]
     low, high = (len(scaled) - 1) // 2, len(scaled) // 2
     background = kth_smallest(scaled, low).astype(np.float32)
     if high != low:

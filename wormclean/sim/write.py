@@ -7,9 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from wormclean.errors import OutputError
 from wormclean.io.atomic import FailSafeFile, atomic_output, check_output_path
-from wormclean.io.writer import EncoderSettings, VideoWriter
+from wormclean.io.writer import EncoderSettings, VideoWriter, check_video_path
 from wormclean.sim.render import Simulation
 from wormclean.sim.settings import SimulationSettings
 from wormclean.sim.truth import TruthWriter, truth_path
@@ -24,11 +23,9 @@ def check_simulation_outputs(out_path: str | os.PathLike, overwrite: bool) -> tu
     """Check, before any work, that a video and its truth file can be written; return both paths.
 
     Raises :class:`~wormclean.errors.OutputError` if either exists (and not ``overwrite``), the folder is
-    missing or not writable, or the video has no extension.
+    missing or not writable, or the video's extension names no container (:func:`check_video_path`).
     """
-    video = Path(out_path)
-    if not video.suffix:
-        raise OutputError(f"{video} has no extension; name the video e.g. {video.name}.mp4")
+    video = check_video_path(out_path)
     truth = truth_path(video)
     return check_output_path(video, overwrite), check_output_path(truth, overwrite)
 

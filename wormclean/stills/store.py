@@ -40,7 +40,14 @@ import numpy as np
 
 from wormclean._version import __version__
 from wormclean.errors import OutputError, SettingsError
-from wormclean.io.atomic import check_folder_writable, output_lock, partial_path, remove_partial, write_failure
+from wormclean.io.atomic import (
+    check_folder_writable,
+    output_lock,
+    partial_path,
+    remove_partial,
+    remove_stale_partials,
+    write_failure,
+)
 from wormclean.io.images import encode_image
 from wormclean.stills.colour import ColourSpace
 
@@ -83,6 +90,7 @@ class CropsWriter:
         self.colour_space = colour_space
         self._lock = contextlib.ExitStack()
         self._lock.enter_context(output_lock(self.path))
+        remove_stale_partials(self.path)
         self.temporary = partial_path(self.path)
         try:
             self.temporary.mkdir()
