@@ -73,6 +73,7 @@ from wormclean.predict.pipeline import preview_image  # noqa: E402
 from wormclean.segment.background import WormStats  # noqa: E402
 from wormclean.segment.metrics import MaskScores  # noqa: E402
 from wormclean.segment.threshold import clean_mask, label_components, segment  # noqa: E402
+from wormclean.settings import DEFAULT_ADAPT_STEPS  # noqa: E402
 from wormclean.sim import SimulationSettings, read_truth, write_simulation  # noqa: E402
 from wormclean.sim.semireal import (  # noqa: E402
     REPORT,
@@ -177,7 +178,8 @@ def method_masks(model, args, video: Path, frames, dark_worms: bool, truth_backg
     ``args.wormclean_only`` keeps the fused default and the true background; ``args.skip_net`` leaves out the
     net's background alone.
     """
-    fused_here = Cleaner(model, device=args.device, dark_worms=dark_worms)
+    fused_here = Cleaner(model, device=args.device, dark_worms=dark_worms, worm_filter=args.worm_filter,
+                         adapt_steps=args.adapt_steps)
     masks, stats, seconds = wormclean_masks(fused_here, video)
     methods = {"wormclean": masks}
     if args.wormclean_only:
@@ -254,10 +256,15 @@ def semireal_suite(args, scratch: Path) -> None:
     backgrounds = [("tune", crop) for crop in TUNE] + [("report", crop) for crop in REPORT]
     number = 0
     for split, crop in backgrounds:
+        if args.split not in (None, split):
+            number += len(SEMIREAL_KINDS)
+            continue
         background = load_background(crop, data / "realplates")
         for kind, options in SEMIREAL_KINDS.items():
             seed = SEMIREAL_SEED + number
             number += 1
+            if args.plates and seed not in args.plates:
+                continue
             video = scratch / f"semireal_{seed}.mp4"
             plate = compose_plate(background, layers, seed=seed, background_name=crop.name,
                                   **{**SEMIREAL_COMMON, **options})
@@ -335,6 +342,10 @@ def main() -> None:
     parser.add_argument("--semireal", action="store_true",
                         help="semi-real plates: real worms on real worm-free backgrounds (TUNE and REPORT crops)")
     parser.add_argument("--markdown", action="store_true", help="print the --semireal table as Markdown")
+    parser.add_argument("--split", choices=("tune", "report"), help="only the --semireal plates of this set")
+    parser.add_argument("--plates", type=int, nargs="+", help="only the --semireal plates of these seeds")
+    parser.add_argument("--worm-filter", help="worm filter model file or name (default: shipped)")
+    parser.add_argument("--adapt-steps", type=int, default=DEFAULT_ADAPT_STEPS, help="most adaptation steps")
     parser.add_argument("--skip-net", action="store_true", help="leave out the net's background alone (faster)")
     parser.add_argument("--seeds", type=int, default=2, help="each plate at this many seeds (its own, +100, ...)")
     parser.add_argument("--offsets", type=int, nargs="+", default=None, metavar="K",

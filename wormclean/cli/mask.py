@@ -33,11 +33,12 @@ from wormclean.settings import (
 
 BGND_INTERVAL_HELP = (
     "One background per this many frames (e.g. 1000) or seconds (e.g. 40s). With --background fused or temporal "
-    "each window of that length gets its own background: the median of 21 frames sampled around it, fused with "
-    "the net's run once on that median. With --background net the net runs on one frame in this many and each "
-    "frame takes the nearest; 1 runs it on every frame (hundreds of times slower on a CPU, affordable on a GPU). "
-    "Every frame is segmented against its background scaled to its brightness (flicker). Shorter windows follow "
-    "a changing background (moved plate, condensation) more closely and cost one net call each."
+    "each window of that length gets its own background: the median of 21 frames sampled around it, its still "
+    "worms filled in where the worm filter sees them. With --background net the net runs on one frame in this "
+    "many and each frame takes the nearest; 1 runs it on every frame (hundreds of times slower on a CPU, "
+    "affordable on a GPU). Every frame is segmented against its background scaled to its brightness (flicker). "
+    "Shorter windows follow a changing background (moved plate, condensation) more closely and cost one net or "
+    "filter call each."
 )
 
 
@@ -72,9 +73,22 @@ def _segment_options(function):
             type=click.Choice(BACKGROUND_MODES),
             default=SegmentSettings.background,
             show_default=True,
-            help="fused: the video's own median background (every static thing kept as it is), with the net's "
-            "where it removes worms that never move; net: the net's background alone (the paper's method); "
-            "temporal: the median alone (immobile worms become background).",
+            help="fused: the video's own median background (every static thing kept as it is), with the worms "
+            "that never move filled in where the worm filter sees them; net: the net's background alone (the "
+            "paper's method); temporal: the median alone (immobile worms become background).",
+        ),
+        click.option(
+            "--worm-filter",
+            default=None,
+            help="Worm filter model file or registered name, for --background fused [default: the shipped prior].",
+        ),
+        click.option(
+            "--adapt-steps",
+            type=click.IntRange(min=0),
+            default=SegmentSettings.adapt_steps,
+            show_default=True,
+            help="Most training steps that adapt the worm filter to each video's plate and moving worms (0: the "
+            "filter as it is).",
         ),
         click.option(
             "--min-area",
@@ -168,6 +182,8 @@ def mask(
     threshold,
     delta,
     min_area,
+    worm_filter,
+    adapt_steps,
     dark_worms,
     tile_size,
     batch_size,
@@ -191,8 +207,8 @@ def mask(
     part-way gets masks for every frame before the break.
 
     The background (--background): fused, the default, is the video's own median background per window with the
-    net's only under worms that never move; net is the net's alone (the paper's method); temporal the median
-    alone.
+    worms that never move filled in, where the worm filter (adapted to each video's plate and moving worms) sees
+    them; net is the net's alone (the paper's method); temporal the median alone.
 
     Into a folder, a batch resumes: complete outputs already there are skipped (--overwrite redoes them), and
     OUT/wormclean-batch.csv lists every video with its status (done, skipped, failed), frames, seconds and
@@ -221,6 +237,8 @@ def mask(
         tile_size=tile_size,
         batch_size=batch_size,
         dark_worms=dark_worms,
+        worm_filter=worm_filter,
+        adapt_steps=adapt_steps,
         microns_per_pixel=microns_per_pixel,
     )
     paths = find_videos(videos)
@@ -324,6 +342,8 @@ def preview(
     threshold,
     delta,
     min_area,
+    worm_filter,
+    adapt_steps,
     dark_worms,
     tile_size,
     batch_size,
@@ -347,6 +367,8 @@ def preview(
         min_area=min_area,
         dark_worms=dark_worms,
         background=background,
+        worm_filter=worm_filter,
+        adapt_steps=adapt_steps,
     )
     path, n_drawn = write_preview(cleaner, video, output, n_frames, overwrite, bgnd_interval)
     say(f"{path}: {n_drawn} frame{'s' if n_drawn != 1 else ''}", quiet)

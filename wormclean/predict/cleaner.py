@@ -17,15 +17,18 @@ waiting for their background are held, at most half an interval of them).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from wormclean.data.worm_crops import CropSettings, Plate, WormLayer, plate_in_worm_units
 from wormclean.errors import ModelFileError, VideoError
 from wormclean.io import VideoReader, open_video
 from wormclean.memory import keep_freed_memory
@@ -39,13 +42,17 @@ from wormclean.predict.inference import (
     resolve_device,
 )
 from wormclean.predict.inputs import check_image
-from wormclean.predict.tiling import check_tile_size, plan_tiles
+from wormclean.predict.tiling import check_tile_size, min_tile_size, plan_tiles
 from wormclean.predict.windows import MIN_TEMPORAL_FRAMES, TemporalUnavailable, WindowSchedule
-from wormclean.segment.background import WormStats
+from wormclean.predict.worm_filter import WormFilter
+from wormclean.segment.background import WormStats, fuse_backgrounds, median_region_area
 from wormclean.segment.threshold import background_level, segment
 from wormclean.settings import (
+    ADAPT_PASSES,
+    DEFAULT_ADAPT_STEPS,
     DEFAULT_BGND_INTERVAL,
     DEFAULT_MIN_AREA,
+    FOLD_WORM_LENGTHS,
     MaskSettings,
     NetSettings,
     SegmentSettings,
@@ -55,10 +62,19 @@ from wormclean.threads import END, NOTHING, Producer
 
 log = logging.getLogger(__name__)
 
+DEFAULT_CROPS = CropSettings()
+
 # Up to this interval the backgrounds come from the decoded stream (holding at most interval / 2 frames);
 # above it from a second reader, so memory stays small whatever the interval.
 _STREAM_INTERVAL_LIMIT = 32
 _HELD_FRAMES = 4  # frames held while waiting for a background computed from a second reader
+
+
+def adapt_steps(shape: tuple[int, int], most: int, batch_size: int = 8) -> int:
+    """Steps of adaptation per fold for a plate of ``shape``: :data:`~wormclean.settings.ADAPT_PASSES` over half
+    of it (one fold), at most ``most``."""
+    per_step = batch_size * DEFAULT_CROPS.size**2
+    return min(most, math.ceil(ADAPT_PASSES * shape[0] * shape[1] / 2 / per_step))
 
 
 def check_video_model(model: ModelFile) -> None:
@@ -95,9 +111,10 @@ class Cleaner:
     tile_size, batch_size : int, optional
         Tiling of the net (defaults per device, see :mod:`wormclean.predict.inference`); checked as
         :class:`~wormclean.settings.NetSettings`.
-    threshold, delta, min_area, background :
+    threshold, delta, min_area, background, worm_filter, adapt_steps :
         How backgrounds become masks; checked as :class:`~wormclean.settings.SegmentSettings`, kept as
-        ``segmentation``.
+        ``segmentation``. ``worm_filter`` (a model file or name, None for the shipped prior) and ``adapt_steps``
+        make the worm filter of fused backgrounds (:mod:`wormclean.predict.worm_filter`).
     dark_worms : bool, optional
         Worms darker than the background; default from the model's metadata (``dark_worms``), else True.
         When it differs from the polarity the model was trained on, frames are inverted before the net and
@@ -115,6 +132,8 @@ class Cleaner:
         min_area: int | None = None,
         dark_worms: bool | None = None,
         background: str = "fused",
+        worm_filter: str | os.PathLike | None = None,
+        adapt_steps: int = DEFAULT_ADAPT_STEPS,
     ):
         check_video_model(model)
         model_dark_worms = bool(model.metadata.get("dark_worms", True))
@@ -124,6 +143,8 @@ class Cleaner:
             min_area=None if min_area is None else int(min_area),
             background=background,
             dark_worms=model_dark_worms if dark_worms is None else bool(dark_worms),
+            worm_filter=None if worm_filter is None else str(worm_filter),
+            adapt_steps=int(adapt_steps),
         )
         NetSettings(str(device), tile_size, batch_size)  # checks them; the defaults come with the device
         self.model = model
@@ -140,6 +161,7 @@ class Cleaner:
         self.dark_worms = self.segmentation.dark_worms
         self.invert = self.dark_worms != model_dark_worms
         prepare_net(model.net, self.device)
+        self.worm_filter = WormFilter.load(self.segmentation.worm_filter) if background == "fused" else None
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, device: str | torch.device = "auto", **settings) -> Cleaner:
@@ -193,6 +215,46 @@ class Cleaner:
         """The net's background of one ``(H, W)`` frame: float32 ``(H, W)`` in raw pixel units."""
         return self.backgrounds([frame])[0]
 
+    def adapt_filter(self, plate: Plate, layers: list[WormLayer], stats: WormStats) -> WormFilter:
+        """The worm filter adapted to one video: ``plate``, its temporal background in worm units, and
+        ``layers``, its moving worms (:meth:`~wormclean.predict.worm_filter.WormFilter.adapted`)."""
+        block = max(round(FOLD_WORM_LENGTHS * stats.length), 2 * DEFAULT_CROPS.size)
+        steps = adapt_steps(plate.image.shape, self.segmentation.adapt_steps)
+        return self.worm_filter.adapted(plate, layers, steps, block, device=self.device)
+
+    def worm_probability(self, plate: np.ndarray, worm_filter: WormFilter | None = None) -> np.ndarray:
+        """Per pixel of ``plate`` (worm units), the probability of a worm by ``worm_filter`` (default: the
+        prior): float32 ``(H, W)``."""
+        worm_filter = worm_filter or self.worm_filter
+        net = worm_filter.nets[0]
+        # --tile-size is the background net's; the filter's tiles are at least as large as its halo needs.
+        tile_size = max(self.tile_size, min_tile_size(net.receptive_field_radius(), net.config.multiple))
+        return worm_filter.probability(plate, tile_size, self.batch_size, self.device)
+
+    def filtered_backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Backgrounds of frames with no background from the video: each frame with the worms the filter sees in
+        it filled in from around them: float32 ``(H, W)`` each.
+
+        With no moving worm to measure, a worm is as large as the filter's own median region in the frame
+        (:func:`~wormclean.segment.background.worm_regions` keeps regions of a worm's size), and as dark as twice
+        the threshold (:meth:`worm_prior`)."""
+        backgrounds = []
+        for frame in frames:
+            values = frame.astype(np.float32)
+            stats = self.worm_prior(frame.shape, self.delta_for(16 if frame.dtype == np.uint16 else 8))
+            top = np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else 255
+            plate = plate_in_worm_units(values, self.dark_worms, stats.contrast, top)
+            probability = self.worm_probability(plate.image)
+            stats = replace(stats, area=median_region_area(probability) or stats.area)
+            fusion = fuse_backgrounds(values, probability, stats)
+            backgrounds.append(fusion.background)
+        return backgrounds
+
+    def frame_backgrounds(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Backgrounds made of the frames alone: the net's (``background="net"``) or the frames filtered
+        (:meth:`filtered_backgrounds`, where a video gives no temporal background)."""
+        return self.backgrounds(frames) if self.background_mode == "net" else self.filtered_backgrounds(frames)
+
     def delta_for(self, bit_depth: int) -> float:
         """The worm threshold in grey levels for video of ``bit_depth`` bits (``delta``, or its default)."""
         return self.segmentation.delta_for(bit_depth)
@@ -243,8 +305,9 @@ class Cleaner:
         self, reader: VideoReader, indices: list[int], bgnd_interval: int | str = DEFAULT_BGND_INTERVAL
     ) -> dict | None:
         """The backgrounds :meth:`iter_masks` would use for frames ``indices`` of an open video, by index
-        (:class:`~wormclean.predict.windows.WindowBackground`), or None where only the net's serve (``background``
-        ``"net"``, or a video with no background of its own: then a warning says why)."""
+        (:class:`~wormclean.predict.windows.WindowBackground`), or None where the frames' own serve
+        (:meth:`frame_backgrounds`: ``background="net"``, or a video with no background of its own, and then a
+        warning says why)."""
         if self.background_mode == "net":
             return None
         interval = parse_span(bgnd_interval, "bgnd_interval").frames(reader.fps)
@@ -253,7 +316,7 @@ class Cleaner:
                 raise TemporalUnavailable(f"the video has only {reader.n_frames} frames")
             return WindowSchedule(self, reader, interval).backgrounds_at(indices)
         except TemporalUnavailable as reason:
-            log.warning("%s: no background from the video (%s); using the net's background alone", reader.path, reason)
+            log.warning("%s: no background from the video (%s); filtering the frames themselves", reader.path, reason)
             return None
 
     def frames_per_call(self, shape: tuple[int, int]) -> int:
@@ -300,13 +363,13 @@ class Cleaner:
                 log.info("%s is %d-bit, the model %d-bit: frames are mapped into the model's units",
                          reader.path, reader.bit_depth, self.model_bits)
             interval = parse_span(bgnd_interval, "bgnd_interval").frames(reader.fps)
-            net_alone = _BackgroundSchedule(self, reader, interval, on_background).run
+            per_frame = _BackgroundSchedule(self, reader, interval, on_background, self.frame_backgrounds).run
             if self.background_mode == "net":
                 if report is not None:
                     report.update(background="net", requested="net")
-                masks = net_alone()
+                masks = per_frame()
             else:
-                masks = WindowSchedule(self, reader, interval, on_background, report).run(net_alone)
+                masks = WindowSchedule(self, reader, interval, on_background, report).run(per_frame)
             with closing(masks):  # on an early stop, the schedule's threads stop now
                 for index, frame, (worms, contours) in masks:
                     yield (index, frame, worms, contours) if with_contours else (index, frame, worms)
@@ -316,10 +379,13 @@ class Cleaner:
 
 
 class _BackgroundSchedule:
-    """Runs the net on frames 0, b, 2b, ... in a thread and pairs every frame with its nearest background."""
+    """Makes the backgrounds of frames 0, b, 2b, ... in a thread (``make``: the net's, or the frames filtered) and
+    pairs every frame with its nearest background."""
 
-    def __init__(self, cleaner: Cleaner, reader: VideoReader, interval: int, on_background):
+    def __init__(self, cleaner: Cleaner, reader: VideoReader, interval: int, on_background,
+                 make: Callable[[list[np.ndarray]], list[np.ndarray]]):
         self.cleaner = cleaner
+        self.make = make
         self.reader = reader
         self.interval = interval
         self.on_background = on_background
@@ -358,7 +424,7 @@ class _BackgroundSchedule:
                 source = second_reader.read(range(0, self.reader.n_frames, self.interval))
             size = self.cleaner.frames_per_call((self.reader.height, self.reader.width))
             for group in self._groups(source, size):
-                backgrounds = self.cleaner.backgrounds([frame for _, frame in group])
+                backgrounds = self.make([frame for _, frame in group])
                 yield from zip((index for index, _ in group), backgrounds)
         finally:
             if source is not None:

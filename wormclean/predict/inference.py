@@ -48,9 +48,16 @@ def prepare_net(net: UNet, device: torch.device) -> UNet:
 
 
 def _forward_batches(
-    net: UNet, normalisation: Normalisation, inputs: np.ndarray, batch_size: int, device: torch.device, half: bool
+    net: UNet,
+    normalisation: Normalisation,
+    inputs: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    half: bool,
+    raw: bool = False,
 ) -> np.ndarray:
-    """Net outputs in raw pixel units for raw windows ``(n, h, w, C)``: float32 ``(n, h, w, C)``."""
+    """Net outputs in raw pixel units for raw windows ``(n, h, w, C)``: float32 ``(n, h, w, C)``; with ``raw``
+    the net's own outputs (a worm filter's logits), neither mapped back nor clipped."""
     outputs = np.empty(inputs.shape[:3] + (net.config.out_channels,), dtype=np.float32)
     top = float(2**normalisation.bit_depth - 1)
     start = 0
@@ -63,7 +70,8 @@ def _forward_batches(
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                     predicted = net(batch)
-                pixels = normalisation.inverse(predicted.float().permute(0, 2, 3, 1)).clamp_(0.0, top)
+                predicted = predicted.float().permute(0, 2, 3, 1)
+                pixels = predicted if raw else normalisation.inverse(predicted).clamp_(0.0, top)
                 outputs[start:stop] = pixels.cpu().numpy()
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
@@ -87,6 +95,7 @@ def predict_backgrounds(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     half: bool | None = None,
+    raw: bool = False,
 ) -> list[np.ndarray]:
     """The net's output (the background of a video model) for several frames, with the tiles of all frames
     batched together.
@@ -108,12 +117,14 @@ def predict_backgrounds(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     half : bool, optional
         fp16 autocast; default on for CUDA, refused on the CPU.
+    raw : bool
+        The net's outputs as they are (a worm filter's logits), not mapped to pixels.
 
     Returns
     -------
     list of np.ndarray
-        One float32 output per frame, in raw pixel units, clipped to the model's bit depth: ``(H, W)`` for a
-        grey frame, ``(H, W, C)`` (the net's output channels) for one with channels.
+        One float32 output per frame, in raw pixel units clipped to the model's bit depth (unless ``raw``):
+        ``(H, W)`` for a grey frame, ``(H, W, C)`` (the net's output channels) for one with channels.
     """
     grey = [frame.ndim == 2 for frame in frames]
     frames = [frame[..., None] if is_grey else frame for frame, is_grey in zip(frames, grey)]
@@ -139,7 +150,7 @@ def predict_backgrounds(
         members = [i for i, frame in enumerate(frames) if frame.shape[:2] == shape]
         # float32 before torch: torch has no general uint16 support.
         windows = np.concatenate([grid.windows(grid.pad(frames[i])) for i in members]).astype(np.float32)
-        outputs = _forward_batches(net, normalisation, windows, batch_size, device, half)
+        outputs = _forward_batches(net, normalisation, windows, batch_size, device, half, raw)
         n_tiles = len(grid.tiles)
         for k, i in enumerate(members):
             stitched = grid.stitch(outputs[k * n_tiles : (k + 1) * n_tiles])

@@ -324,7 +324,7 @@ def write_preview(
         indices = indices[: len(frames)]
         made = cleaner.video_backgrounds(reader, indices, bgnd_interval)
     if made is None:
-        backgrounds, stats = cleaner.backgrounds(frames), [None] * len(frames)
+        backgrounds, stats = cleaner.frame_backgrounds(frames), [None] * len(frames)
     else:
         backgrounds, stats = [made[index].background for index in indices], [made[index].stats for index in indices]
     masks = [cleaner.segment(*args) for args in zip(frames, backgrounds, stats)]

@@ -1,17 +1,19 @@
-"""Backgrounds per time window, from the video and the net together (``--background fused|temporal``).
+"""Backgrounds per time window, from the video and the worm filter (``--background fused|temporal``).
 
 The video is cut into windows of ``bgnd_interval`` frames. For each, a second reader decodes a few sample
 frames spread around the window (keyframes where the video has enough of them, so each sample costs one frame's
 decode, not a decode from the previous keyframe) and their flicker-normalised median is the window's temporal
-background. The moving worms of the samples calibrate what a worm looks like in this video; the net runs on the
-temporal background, and the two are fused (:mod:`wormclean.segment.background`). A later window whose temporal
-background holds nothing of a worm's size that the last one the net ran on did not (and the reverse) keeps
-that window's immobile worms and calibration, and the net is not run again: on a plate where nothing changes,
-a window then costs its sample frames and their median, not a pass of the net over the whole frame. Window 0
-is made before the first frame is segmented; the others in a thread, ahead of the frames that need them.
+background. The moving worms of the samples calibrate what a worm looks like in this video and, as layers, adapt
+the worm filter to it (once, on the first window: :meth:`~wormclean.predict.worm_filter.WormFilter.adapted`); the
+filter runs on the temporal background, and the still worms it sees there are filled in
+(:mod:`wormclean.segment.background`). A later window whose temporal background holds nothing of a worm's size
+that the last one the filter ran on did not (and the reverse) keeps that window's still worms and calibration,
+and the filter is not run again: on a plate where nothing changes, a window then costs its sample frames and
+their median. Window 0 is made before the first frame is segmented; the others in a thread, ahead of the frames
+that need them.
 
-Where a temporal background cannot hold (too few frames, a stage or camera that moves), the net's own schedule
-is used instead and a warning says so once.
+Where a temporal background cannot hold (too few frames, a stage or camera that moves), the frames themselves are
+filtered on the cleaner's own schedule instead, and a warning says so once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from wormclean.data.worm_crops import plate_in_worm_units, worm_layers
 from wormclean.io import VideoReader, open_video
 from wormclean.segment.background import (
     MAX_GHOST_RATIO,
@@ -121,11 +124,11 @@ class WindowBackground:
     window: Window
     background: np.ndarray  # float32 (H, W), raw pixel units
     stats: WormStats
-    n_candidates: int = 0  # regions the net removes from the temporal background
-    n_worms: int = 0  # of those, the immobile worms: the plate is filled in there
-    worm_regions: np.ndarray | None = None  # bool (H, W), the immobile worms (grown), where the plate is filled in
-    reference: np.ndarray | None = None  # float32 (H, W), the temporal background the net was run on (fused)
-    net_window: int | None = None  # first frame of the window whose net run found worm_regions (fused)
+    n_candidates: int = 0  # regions the worm filter sees in the temporal background
+    n_worms: int = 0  # of those, the still worms: the plate is filled in there
+    worm_regions: np.ndarray | None = None  # bool (H, W), the still worms (grown), where the plate is filled in
+    reference: np.ndarray | None = None  # float32 (H, W), the temporal background the filter was run on (fused)
+    net_window: int | None = None  # first frame of the window whose filter run found worm_regions (fused)
 
     def report(self) -> dict:
         """Plain values for the output file."""
@@ -133,7 +136,7 @@ class WindowBackground:
             "start": self.window.start,
             "samples": len(self.window.samples),
             "worm_stats": self.stats.to_dict(),
-            "net_regions": self.n_candidates,
+            "filter_regions": self.n_candidates,
             "immobile_worm_regions": self.n_worms,
             "net_run_at_window": self.net_window,
         }
@@ -157,7 +160,7 @@ class WindowSchedule:
     on_background : callable, optional
         ``on_background(start, background)`` for each window, in order, before its frames are yielded.
     report : dict, optional
-        Filled with what was done: the mode used, and per window the worm statistics and net regions.
+        Filled with what was done: the mode used, and per window the worm statistics and filter regions.
     """
 
     def __init__(self, cleaner, reader: VideoReader, window_frames: int, on_background=None, report=None):
@@ -169,6 +172,7 @@ class WindowSchedule:
         span = math.ceil(SAMPLE_SPAN_SECONDS * reader.fps)
         self.windows = plan_windows(reader.n_frames, window_frames, reader.keyframes, span)
         self._previous_stats: WormStats | None = None
+        self._filter = None  # the worm filter adapted to this video, on its first fused window
 
     # -- making backgrounds -----------------------------------------------------------------------------
     def _samples(self, second: VideoReader, windows: list[Window] | None = None) -> Iterator[tuple[Window, list]]:
@@ -197,8 +201,8 @@ class WindowSchedule:
         self, window: Window, frames: list[np.ndarray], previous: WindowBackground | None = None
     ) -> WindowBackground:
         """The background of ``window`` from its sample ``frames``. With the ``previous`` window's background, a
-        fused one: where nothing of a worm's size has come or gone in the temporal background since the net last
-        ran, the net's immobile worms are carried over and the net (most of a window's work) is not run again."""
+        fused one: where nothing of a worm's size has come or gone in the temporal background since the filter last
+        ran, its still worms are carried over and the filter (most of a window's work) is not run again."""
         if previous is not None and window.samples == previous.window.samples:
             return replace(previous, window=window)  # a video shorter than the sampling span: one background
         cleaner = self.cleaner
@@ -232,22 +236,24 @@ class WindowSchedule:
         self._previous_stats = stats
         if cleaner.background_mode == "temporal":
             return WindowBackground(window, temporal, stats)
-        as_frame = np.clip(np.rint(temporal), 0, np.iinfo(self.reader.dtype).max).astype(self.reader.dtype)
-        net = cleaner.backgrounds([as_frame])[0]
-        fusion = fuse_backgrounds(temporal, net, cleaner.dark_worms, delta, stats)
+        plate = plate_in_worm_units(temporal, cleaner.dark_worms, stats.contrast, np.iinfo(self.reader.dtype).max)
+        if self._filter is None:
+            layers = worm_layers(frames, temporal, cleaner.dark_worms, delta, stats.area, stats.contrast)
+            self._filter = cleaner.adapt_filter(plate, layers, stats)
+        fusion = fuse_backgrounds(temporal, cleaner.worm_probability(plate.image, self._filter), stats)
         return WindowBackground(window, fusion.background, stats, fusion.n_candidates, fusion.n_worms, fusion.regions,
                                 reference=temporal, net_window=window.start)
 
     def _make_later(self, window: Window, frames: list[np.ndarray], previous: WindowBackground) -> WindowBackground:
-        """A window after the first; where its temporal background does not hold, the net's background of its
-        first sample (or the previous window's background) stands in. Windows sampled from the same frames (a
+        """A window after the first; where its temporal background does not hold, the filled-in first sample
+        (or the previous window's background) stands in. Windows sampled from the same frames (a
         video shorter than the sampling span) share one background."""
         try:
             return self._make(window, frames, previous)
         except TemporalUnavailable as reason:
-            log.warning("%s: frames %d-%d: no background from the video (%s); using the net's there",
+            log.warning("%s: frames %d-%d: no background from the video (%s); filtering the frames there",
                         self.reader.path, window.start, window.stop - 1, reason)
-            background = self.cleaner.backgrounds(frames[:1])[0] if frames else previous.background
+            background = self.cleaner.filtered_backgrounds(frames[:1])[0] if frames else previous.background
             return WindowBackground(window, background, previous.stats)
 
     def _later(
@@ -266,9 +272,9 @@ class WindowSchedule:
     def backgrounds_at(self, indices: list[int]) -> dict[int, WindowBackground]:
         """The backgrounds of the windows holding frames ``indices``, by frame index (for previews).
 
-        As in the job, a window after the first keeps the immobile worms of the last window the net ran for
+        As in the job, a window after the first keeps the still worms of the last window the filter ran for
         (here among the windows made) unless something of a worm's size changed since; where something changed
-        in a window between them, the job's background may differ from this one by what the net then found.
+        in a window between them, the job's background may differ from this one by what the filter then found.
         """
         needed = sorted({index // self.window_frames for index in indices})
         made: dict[int, WindowBackground] = {}
@@ -288,7 +294,7 @@ class WindowSchedule:
 
     def run(self, fallback: Callable[[], Iterator]) -> Iterator[tuple[int, np.ndarray, tuple]]:
         """Yield ``(index, frame, (worm_mask, contours))`` for every frame; ``fallback()`` gives them from the
-        net's schedule when the video has no temporal background."""
+        frames themselves when the video has no temporal background."""
         mode = self.cleaner.background_mode
         second = open_video(self.reader.path)
         windows = self._samples(second)
@@ -300,9 +306,9 @@ class WindowSchedule:
         except TemporalUnavailable as reason:
             windows.close()
             second.close()
-            log.warning("%s: no background from the video (%s); using the net's background alone",
+            log.warning("%s: no background from the video (%s); filtering the frames themselves",
                         self.reader.path, reason)
-            self.report.update(background="net", requested=mode, fallback=str(reason))
+            self.report.update(background="frames", requested=mode, fallback=str(reason))
             yield from fallback()
             return
         except BaseException:
@@ -327,7 +333,7 @@ class WindowSchedule:
 
 
 def immobile_worm_regions(cleaner, path) -> np.ndarray | None:
-    """Where a video's immobile worms are: the regions a fused background takes from the net, made over the whole
+    """Where a video's immobile worms are: the regions a fused background fills in, made over the whole
     video as one window. bool ``(H, W)``, or None where the video has no temporal background (logged; ``fit`` says
     how many videos that was).
 
