@@ -327,11 +327,14 @@ def worm_regions(probability: np.ndarray, stats: WormStats) -> tuple[np.ndarray,
 
 
 def median_region_area(probability: np.ndarray) -> float | None:
-    """The median area of the filter's candidate regions (:data:`REGION_LEVELS`), pixels; None if there is none."""
+    """The area of the filter's candidate region (:data:`REGION_LEVELS`) that the median candidate pixel lies in,
+    pixels (None if there is none): worms, not the many specks of a few pixels each, hold most candidate pixels."""
     candidates = hysteresis(probability, *REGION_LEVELS)
     _, _, region_stats, _ = cv2.connectedComponentsWithStats(candidates.view(np.uint8), connectivity=8)
-    areas = region_stats[1:, cv2.CC_STAT_AREA]
-    return float(np.median(areas)) if len(areas) else None
+    areas = np.sort(region_stats[1:, cv2.CC_STAT_AREA])
+    if not len(areas):
+        return None
+    return float(areas[np.searchsorted(np.cumsum(areas), areas.sum() / 2)])
 
 
 def fuse_backgrounds(temporal: np.ndarray, probability: np.ndarray, stats: WormStats) -> Fusion:
