@@ -19,7 +19,7 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from wormclean.segment.blobs import outer_contours
-from wormclean.segment.threshold import blob_areas, brightness_gain, worm_signal
+from wormclean.segment.threshold import blob_areas, brightness_gain, label_components, worm_signal
 
 _LEVEL_SAMPLES = 65536
 
@@ -315,11 +315,7 @@ def worm_regions(probability: np.ndarray, stats: WormStats) -> tuple[np.ndarray,
     Candidates are :func:`hysteresis` of ``probability`` at :data:`REGION_LEVELS`; those of
     :data:`REGION_AREAS` times ``stats.area`` are kept.
     """
-    candidates = hysteresis(probability, *REGION_LEVELS)
-    n_labels, labels, region_stats, _ = cv2.connectedComponentsWithStats(
-        candidates.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
-    )
-    areas = region_stats[:, cv2.CC_STAT_AREA]
+    n_labels, labels, areas = label_components(hysteresis(probability, *REGION_LEVELS))
     low, high = (factor * stats.area for factor in REGION_AREAS)
     keep = (areas >= low) & (areas <= high)
     keep[0] = False
@@ -329,9 +325,7 @@ def worm_regions(probability: np.ndarray, stats: WormStats) -> tuple[np.ndarray,
 def median_region_area(probability: np.ndarray) -> float | None:
     """The area of the filter's candidate region (:data:`REGION_LEVELS`) that the median candidate pixel lies in,
     pixels (None if there is none): worms, not the many specks of a few pixels each, hold most candidate pixels."""
-    candidates = hysteresis(probability, *REGION_LEVELS)
-    _, _, region_stats, _ = cv2.connectedComponentsWithStats(candidates.view(np.uint8), connectivity=8)
-    areas = np.sort(region_stats[1:, cv2.CC_STAT_AREA])
+    areas = np.sort(label_components(hysteresis(probability, *REGION_LEVELS))[2][1:])
     if not len(areas):
         return None
     return float(areas[np.searchsorted(np.cumsum(areas), areas.sum() / 2)])
