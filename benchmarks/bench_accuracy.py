@@ -65,6 +65,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_tables import print_table  # noqa: E402  (benchmarks/, this script's folder)
+
 from wormclean.io import open_video  # noqa: E402
 from wormclean.model.modelfile import load_model  # noqa: E402
 from wormclean.model.registry import resolve_model  # noqa: E402
@@ -226,8 +228,7 @@ def suite(args, scratch: Path) -> None:
         rows.append((name, scores, stats, seconds))
         print(f"{name}: done in {seconds:.1f} s (wormclean), worms {stats}", flush=True)
     print("\nF1 (precision / immobile recall) per plate; pooled IoU as a fraction of the true background's")
-    print("| plate | " + " | ".join(columns) + " | wormclean IoU / ceiling |")
-    print("|---" * (len(columns) + 2) + "|")
+    table = []
     for name, scores, _, _ in rows:
         cells = []
         for column in columns:
@@ -235,7 +236,8 @@ def suite(args, scratch: Path) -> None:
             immobile = "" if np.isnan(s.tracked_recall) else f" / {s.tracked_recall:.2f}"
             cells.append(f"{s.f1:.3f} ({s.precision:.2f}{immobile})")
         ratio = scores["wormclean"].iou / max(scores["true background"].iou, 1e-9)
-        print(f"| {name} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        table.append([name, *cells, f"{ratio:.2f}"])
+    print_table(["plate", *columns, "wormclean IoU / ceiling"], table, args.markdown)
 
 
 SEMIREAL_SEED = 30101  # semi-real plates: seeds 30101 + plate number, used nowhere else
@@ -291,19 +293,6 @@ def semireal_suite(args, scratch: Path) -> None:
     print_table(["plate", "set"] + columns, rows, args.markdown)
 
 
-def print_table(header: list[str], rows: list[list[str]], markdown: bool) -> None:
-    """Print rows under a header, as Markdown or as aligned plain text."""
-    if markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|---" * len(header) + "|")
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-        return
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    for row in [header, ["-" * width for width in widths], *rows]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
 def real_plate(args, scratch: Path) -> None:
     folder = REPO.parent / "shared" / "data" / "deeptangle"
     if not folder.is_dir():
@@ -321,12 +310,12 @@ def real_plate(args, scratch: Path) -> None:
     methods.update(baseline_masks(frames, cleaner, stats))
     print(f"\nReal plate {folder.name} ({len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, no truth); "
           f"worms measured: {stats}")
-    print("| method | blobs per frame (median) | masked pixels per frame (median) |")
-    print("|---|---|---|")
+    table = []
     for method, method_masks in methods.items():
         blobs = [label_components(mask)[0] - 1 for mask in method_masks]
         pixels = [int(np.count_nonzero(mask)) for mask in method_masks]
-        print(f"| {method} | {np.median(blobs):.0f} | {np.median(pixels):.0f} |")
+        table.append([method, f"{np.median(blobs):.0f}", f"{np.median(pixels):.0f}"])
+    print_table(["method", "blobs per frame (median)", "masked pixels per frame (median)"], table, args.markdown)
     image = preview_image([frames[5]], [made[5].background], [masks[5]])
     path = scratch / "deeptangle_preview.png"
     cv2.imwrite(str(path), image)
@@ -341,7 +330,7 @@ def main() -> None:
                         help="six plates of settings unlike the suite's (seeds 20101-20106, never tuned on)")
     parser.add_argument("--semireal", action="store_true",
                         help="semi-real plates: real worms on real worm-free backgrounds (TUNE and REPORT crops)")
-    parser.add_argument("--markdown", action="store_true", help="print the --semireal table as Markdown")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (the README's)")
     parser.add_argument("--split", choices=("tune", "report"), help="only the --semireal plates of this set")
     parser.add_argument("--plates", type=int, nargs="+", help="only the --semireal plates of these seeds")
     parser.add_argument("--worm-filter", help="worm filter model file or name (default: shipped)")

@@ -1,6 +1,6 @@
 """How close is a model's background to the truth under worms that never move? Against a median projection.
 
-    python benchmarks/bench_background.py --model default [--size 1024] [--videos 4]
+    python benchmarks/bench_background.py --model default [--size 1024] [--videos 4] [--markdown]
 
 Simulates test plates (seeds 5000, 5001, ...; never used to train the shipped model, which used 1000-1023):
 randomised worms, half of them immobile, 60 frames at 1 frame/s. For one frame of each, the mean absolute error
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_tables import print_table
 
 from wormclean.io import open_video
 from wormclean.predict.cleaner import Cleaner
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--work", type=Path, default=Path("benchmarks/.cache"))
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     cleaner = Cleaner.load(args.model, device="cpu")
@@ -68,9 +70,9 @@ def main() -> None:
             row["all"].append(float(error.mean()))
     print(f"\nBackground error (grey levels), {args.videos} unseen {args.size}x{args.size} plates, half the worms "
           f"immobile; net {np.mean(seconds):.1f} s per frame on the CPU")
-    print(f"{'estimate':<22}{'in immobile worms':>19}{'in all worms':>14}{'everywhere':>12}")
-    for name, row in errors.items():
-        print(f"{name:<22}{np.mean(row['immobile']):>19.2f}{np.nanmean(row['worms']):>14.2f}{np.mean(row['all']):>12.2f}")
+    table = [[name, f"{np.mean(row['immobile']):.2f}", f"{np.nanmean(row['worms']):.2f}", f"{np.mean(row['all']):.2f}"]
+             for name, row in errors.items()]
+    print_table(["estimate", "inside immobile worms", "inside all worms", "everywhere"], table, args.markdown)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Training throughput: the data pipeline alone against the full training step, on CPU and CUDA if present.
 
-    python benchmarks/bench_fit.py [--size 1024] [--steps 10] [--widths 16,48]
+    python benchmarks/bench_fit.py [--size 1024] [--steps 10] [--widths 16,48] [--markdown]
 
 Simulates two videos (cached in --work), then measures patches/s of
   - decode only: the key frames a LaggedPatchDataset decodes per video, as frames/s;
@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from bench_tables import print_table
 from torch.utils.data import DataLoader
 
 from wormclean.data.patches import LaggedPatchDataset
@@ -107,12 +108,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--widths", default="16,48", help="Comma-separated base widths (depth 4 for <48, 5 for 48).")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
     paths = videos(args.work, args.size)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = [("decode key frames", "cpu", f"{decode_rate(paths[0]):.1f} frames/s")]
+    rows = [["decoding key frames (seeks spread over the video)", "cpu", f"{decode_rate(paths[0]):.1f} frames/s", ""]]
     pipeline = pipeline_rate(paths, args.patch_size, args.batch_size, 20, args.workers)
-    rows.append((f"data pipeline ({args.workers} workers)", "cpu", f"{pipeline:.1f} patches/s"))
+    rows.append([f"data pipeline, {args.workers} workers (cached frames -> augmented patch pairs)", "cpu",
+                 f"{pipeline:.1f} patches/s", ""])
     for device in devices:
         for width in (int(w) for w in args.widths.split(",")):
             depth = 5 if width >= 48 else 4
@@ -120,14 +123,14 @@ def main() -> None:
                 job = (paths, width, depth, args.patch_size, args.batch_size, args.steps, device, keep)
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     rate, peak_gb = pool.submit(_fresh_step_rate, *job).result()
-                malloc = (", freed memory kept (as fit)" if keep else ", malloc's defaults") if device == "cpu" else ""
-                rows.append((f"full step, width {width} depth {depth}{malloc}", device,
-                             f"{rate:.1f} patches/s, peak {peak_gb:.1f} GB"))
+                malloc = ""
+                if device == "cpu":
+                    malloc = ", freed memory kept (as fit runs)" if keep else ", malloc's defaults"
+                rows.append([f"full step, width {width}, depth {depth}{malloc}", device, f"{rate:.1f} patches/s",
+                             f"{peak_gb:.1f} GB"])
     print(f"\nTraining throughput, {args.size}x{args.size} videos, {args.patch_size}x{args.patch_size} patches, "
           f"batch {args.batch_size}, torch threads {torch.get_num_threads()}")
-    print(f"{'what':<68} {'device':<7} rate")
-    for what, device, rate in rows:
-        print(f"{what:<68} {device:<7} {rate}")
+    print_table(["stage", "device", "rate", "peak memory"], rows, args.markdown)
 
 
 if __name__ == "__main__":

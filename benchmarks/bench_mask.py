@@ -21,6 +21,7 @@ Usage::
 
     python benchmarks/bench_mask.py --model MODEL.pt            # full run (minutes on a GPU, an hour on a CPU)
     python benchmarks/bench_mask.py --model MODEL.pt --quick    # tiny sizes, to check that it works
+    python benchmarks/bench_mask.py --model default --markdown  # the README's table
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench_tables import print_table  # noqa: E402  (benchmarks/, this script's folder)
 
 from wormclean.io import open_video  # noqa: E402
 from wormclean.io.writer import EncoderSettings  # noqa: E402
@@ -102,10 +105,9 @@ def speed(args, scratch: Path) -> None:
     # The same plate through x264's default preset (CABAC, B-frames, deblocking): what offline transcoding and
     # much recording software write, and 2-3x the decoding work of the simulator's ultrafast stream.
     medium = cached_video(scratch, f"speed_{size}_{n_frames}_medium", plate, preset="medium")
+    rows: list[list[str]] = []
     decode = decode_rate(video)
-    print(f"\nSpeed, {size}x{size} H.264, {n_worms} worms; rates against decoding alone in this run")
-    print(f"{'case':<52}{'frames':>7}{'fps':>8}{'x decode':>10}{'steady fps':>12}{'x decode':>10}{'peak GB':>9}")
-    print(f"{'decode alone':<52}{n_frames:>7}{decode:>8.1f}")
+    rows.append(decode_row("decode alone", decode))
     default = str(DEFAULT_BGND_INTERVAL)
     cases = [("cpu", default, [video], 1, "fused"), ("cpu", default, [video], 1, "net"),
              ("cpu", default, [video, twin], 1, "fused"), ("cpu", default, [video, twin], 2, "fused"),
@@ -114,28 +116,36 @@ def speed(args, scratch: Path) -> None:
         cases += [("cuda", default, [video], 1, "fused"), ("cuda", "1", [video], 1, "net")]
     for device, interval, videos, jobs, background in cases:
         stats = mask_rate(videos, scratch / "speed_out", args.model, interval, device, jobs, background)
-        case = (f"{device} {background}, interval {interval}, {len(videos)} video{'s' * (len(videos) > 1)}, "
-                f"--jobs {jobs}")
-        print_rates(case, stats, decode)
+        options = "defaults" if background == "fused" else f"`--background {background}`"
+        if interval != default:
+            options = f"`--background {background} --bgnd-interval {interval}` ({stats['frames']} frames)"
+        videos_jobs = f"{len(videos)} video{'s' * (len(videos) > 1)}" + (f", `--jobs {jobs}`" * (len(videos) > 1))
+        rows.append(rate_row(f"{device}: {options}, {videos_jobs}", stats, decode))
     decode_medium = decode_rate(medium)
-    print(f"{'decode alone, x264 preset medium':<52}{n_frames:>7}{decode_medium:>8.1f}")
+    rows.append(decode_row("decode alone, x264 preset medium", decode_medium))
     stats = mask_rate([medium], scratch / "speed_out", args.model, default, "cpu", 1, "fused")
-    print_rates(f"cpu fused, interval {default}, x264 preset medium", stats, decode_medium)
+    rows.append(rate_row("cpu: defaults, x264 preset medium", stats, decode_medium))
     n_long = 60 if args.quick else 2000
     long = cached_video(scratch, f"speed_{size}_{n_long}_2.5fps", dataclasses.replace(plate, n_frames=n_long, fps=2.5))
     decode_long = decode_rate(long)
-    print(f"{'decode alone, ' + str(n_long) + ' frames at 2.5 fps':<52}{n_long:>7}{decode_long:>8.1f}")
+    rows.append(decode_row(f"decode alone, {n_long} frames at 2.5 fps", decode_long))
     stats = mask_rate([long], scratch / "speed_out", args.model, default, "cpu", 1, "fused")
-    print_rates(f"cpu fused, interval {default}, {n_long} frames at 2.5 fps", stats, decode_long)
+    rows.append(rate_row(f"cpu: defaults, {n_long} frames at 2.5 fps", stats, decode_long))
+    print(f"\nSpeed, {size}x{size} H.264, {n_frames} frames, {n_worms} worms; rates against decoding alone in this run")
+    print_table(["case", "frames/s", "x decode", "steady frames/s", "x decode", "peak memory"], rows, args.markdown)
 
 
-def print_rates(case: str, stats: dict, decode: float) -> None:
-    """One row of the speed table: rates of a case, and as fractions of decoding alone."""
-    print(
-        f"{case:<52}{stats['frames']:>7}{stats['fps']:>8.2f}{stats['fps'] / decode:>10.2f}"
-        f"{stats['steady_fps']:>12.2f}{stats['steady_fps'] / decode:>10.2f}{stats['peak_gb']:>9.2f}",
-        flush=True,
-    )
+def decode_row(case: str, decode: float) -> list[str]:
+    """The row of decoding alone, said at once as well (a full run takes long)."""
+    print(f"{case}: {decode:.1f} frames/s", flush=True)
+    return [case, f"{decode:.1f}", "1", "", "", ""]
+
+
+def rate_row(case: str, stats: dict, decode: float) -> list[str]:
+    """One row of the speed table: rates of a case, and as fractions of decoding alone; said at once as well."""
+    print(f"{case}: {stats['fps']:.2f} frames/s, steady {stats['steady_fps']:.2f}", flush=True)
+    return [case, f"{stats['fps']:.2f}", f"{stats['fps'] / decode:.2f}", f"{stats['steady_fps']:.2f}",
+            f"{stats['steady_fps'] / decode:.2f}", f"{stats['peak_gb']:.2f} GB"]
 
 
 def main() -> None:
@@ -144,6 +154,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check that the benchmark works")
     parser.add_argument("--scratch", type=Path, default=REPO / "scratch" / "bench_mask", help="cache folder")
     parser.add_argument("--skip-accuracy", action="store_true", help="(accuracy moved to bench_accuracy.py)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (the README's)")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     speed(args, args.scratch)

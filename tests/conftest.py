@@ -1,4 +1,4 @@
-"""Shared fixtures. Test data: tiny files made in tmp_path, and the real clips in ../shared/data."""
+"""Shared fixtures. Test data: tiny files made in tmp_path, and small real clips in tests/data (its README.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+TEST_DATA = REPO_ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the repository; its absence is a broken checkout, not a reason to skip."""
-    assert SHARED_DATA.is_dir(), f"expected the shared test data at {SHARED_DATA}"
-    return SHARED_DATA
+def test_data() -> Path:
+    """``tests/data``: the small real clips and images that ship with the repository, with their licences."""
+    return TEST_DATA
 
 
 @pytest.fixture(autouse=True)

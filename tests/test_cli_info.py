@@ -30,8 +30,8 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-def test_info_on_the_real_clip(runner, shared_data):
-    path = shared_data / "tierpsy_clip" / "test.avi"
+def test_info_on_the_real_clip(runner, test_data):
+    path = test_data / "tierpsy_clip" / "test.avi"
     result = runner.invoke(cli, ["info", str(path)])
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{path}: 563 frames, 15 fps, 128x96, mpeg2video, 37.53 s, 8-bit\n"

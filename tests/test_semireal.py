@@ -16,10 +16,12 @@ from wormclean.sim.semireal import (
     REAL_WORM_LENGTH,
     REPORT,
     TUNE,
+    BackgroundCrop,
     compose_plate,
     load_background,
     real_worm_layers,
     structure_map,
+    worm_like_blobs,
     write_plate,
 )
 
@@ -142,12 +144,34 @@ def test_written_plate_reads_back(layers, tmp_path):
     assert np.abs(frames.astype(int) - plate.frames).mean() < 1.5
 
 
-def test_named_backgrounds_load_and_tune_is_apart_from_report(shared_data):
+def test_named_backgrounds_are_apart_and_of_plate_size():
     names = [crop.name for crop in TUNE + REPORT]
     assert len(set(names)) == len(names)
     assert not {crop.source for crop in TUNE} & {crop.source for crop in REPORT}
     for crop in TUNE + REPORT:
-        background = load_background(crop, shared_data / "realplates")
-        assert background.dtype == np.uint8 and background.shape == (crop.box[3], crop.box[2])
-        assert 512 <= max(background.shape) <= 1024
-        assert (structure_map(background, 50.0) > 20).any()  # every one has structure a worm can lie on
+        _, _, width, height = crop.box
+        assert 512 <= max(width, height) <= 1024
+        assert all(x + w <= width and y + h <= height for x, y, w, h in crop.paint)
+
+
+# A 400x480 cut of a real chemotaxis plate (tests/data/README.md): the end of a marker-pen line in the rim's
+# shadow, and four real worms: three on open agar, one in the shadow that the detector cannot separate from it.
+REAL_PLATE = BackgroundCrop("chemo1 line end", "chemo1_line_rim.png", (0, 0, 400, 480),
+                            "marker-pen line ending in the rim's shadow, tile seam", paint=((342, 412, 42, 34),))
+
+
+def test_a_real_background_loses_its_worms_and_keeps_its_structure(test_data):
+    raw = cv2.imread(str(test_data / "realplate" / REAL_PLATE.source), cv2.IMREAD_GRAYSCALE)
+    background = load_background(REAL_PLATE, test_data / "realplate")
+    assert background.dtype == np.uint8 and background.shape == raw.shape == (480, 400)
+    assert cv2.connectedComponents(worm_like_blobs(raw).astype(np.uint8))[0] - 1 >= 3
+    assert not worm_like_blobs(background).any()
+    # The worm in the shadow, painted out by its box: no fine dark detail is left there.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    x, y, w, h = REAL_PLATE.paint[0]
+    before, after = (cv2.morphologyEx(image, cv2.MORPH_BLACKHAT, kernel)[y:y + h, x:x + w].max()
+                     for image in (raw, background))
+    assert before > 80 and after < 20
+    # The line is untouched and the structure a worm can lie on is kept.
+    assert np.array_equal(background[100:140], raw[100:140])
+    assert (structure_map(background, 50.0) > 20).sum() > 0.8 * (structure_map(raw, 50.0) > 20).sum()
