@@ -105,6 +105,18 @@ def test_fold_weights_leave_the_other_fold_out_of_the_loss_pasted_worms_and_all(
     assert any(((target > 0) & (weight == 0)).any() for _, target, weight in crops)
 
 
+def test_crops_are_centred_on_a_plates_hard_pixels_as_often_as_asked():
+    # A speck the filter took for a worm, in a corner of a large plate: mined crops come back to it.
+    image = np.zeros((400, 400), np.float32)
+    image[20:23, 30:33] = -1.0
+    plate = Plate(image, hard=np.array([[21, 31]]))
+    rng = np.random.default_rng(4)
+    for share, low, high in ((1.0, 1.0, 1.0), (0.0, 0.0, 0.05), (0.3, 0.15, 0.45)):
+        settings = CropSettings(size=32, worms=(1.0,), hard=share)
+        held = np.mean([(synthesize_crop(plate, [], settings, rng)[0] < -0.5).any() for _ in range(200)])
+        assert low <= held <= high, (share, held)
+
+
 def test_a_worm_pasted_where_the_camera_is_black_is_clipped_and_no_target():
     # Half the plate is the camera's black: a worm there cannot be seen, in a frame or in a training crop.
     image = np.zeros((48, 48), np.float32)

@@ -47,11 +47,14 @@ class WormLayer:
 class Plate:
     """A plate to paste worms on: ``image`` float32 ``(H, W)`` in worm units; ``floor``, the darkest value the
     camera records there in worm units (its black, for dark worms), below which a pasted worm is clipped as the
-    camera clips it; ``weight``, float32 ``(H, W)`` loss weights of its pixels (a fold), or None for all."""
+    camera clips it; ``weight``, float32 ``(H, W)`` loss weights of its pixels (a fold), or None for all;
+    ``hard``, int ``(n, 2)`` rows and columns of pixels a filter took for worms on this worm-free plate, where a
+    share of the crops is centred (:attr:`CropSettings.hard`), or None."""
 
     image: np.ndarray
     floor: float = -np.inf
     weight: np.ndarray | None = None
+    hard: np.ndarray | None = None
 
 
 VISIBLE = 0.5
@@ -76,6 +79,9 @@ class CropSettings:
         still worms lying on structure are seen as often as structure alone.
     noise : float
         Largest standard deviation of the Gaussian noise added, worm units.
+    hard : float
+        Share of the crops centred on a plate's ``hard`` pixels, where it has them (hard-negative mining): the
+        structure a filter takes for worms is seen as often as the worms, alone and with worms pasted on it.
     """
 
     size: int = 96
@@ -83,6 +89,7 @@ class CropSettings:
     contrast: tuple[float, float] = (0.6, 1.3)
     on_structure: float = 0.5
     noise: float = 0.15
+    hard: float = 0.3
 
 
 def to_worm_units(image: np.ndarray, level: float, contrast: float, dark_worms: bool) -> np.ndarray:
@@ -194,8 +201,12 @@ def synthesize_crop(
         float32 ``(size, size)`` each: the crop with worms, 1 where a pasted worm is (else 0), the loss weight.
     """
     size = settings.size
-    top = int(rng.integers(plate.image.shape[0])) - size // 2
-    left = int(rng.integers(plate.image.shape[1])) - size // 2
+    if plate.hard is not None and len(plate.hard) and rng.random() < settings.hard:
+        row, col = plate.hard[int(rng.integers(len(plate.hard)))]
+        top, left = int(row) - size // 2, int(col) - size // 2
+    else:
+        top = int(rng.integers(plate.image.shape[0])) - size // 2
+        left = int(rng.integers(plate.image.shape[1])) - size // 2
     image = _square(plate.image, top, left, size)
     bare = image.copy()
     weight = np.ones((size, size), np.float32) if plate.weight is None else _square(plate.weight, top, left, size)
