@@ -6,6 +6,11 @@ edges, lawns; light and dark fields) and, with ``--real``, worm-free real plate 
 video's are (:func:`~wormclean.data.worm_crops.worm_layers`), and with ``--real`` the real worm of
 ``../shared/data/wormpose``. Any worm is pasted on any plate: all are in worm units.
 
+With ``--whole-plates``, also tiles of whole real plates whose worms are left out of the loss
+(:data:`WHOLE_PLATES`); with ``--mine``, before each chunk the filter is run on every plate (all worm-free, or
+their worms weighted 0) and a share of the crops is centred where it saw worms (hard-negative mining), so that
+the ends of marker lines, arcs of rings, letters and debris it takes for worms are seen as often as worms are.
+
 Usage::
 
     python examples/train_worm_filter.py -o models/worm_filter.pt --steps 3000            # from scratch
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -79,6 +85,69 @@ def real(rng: np.random.Generator) -> tuple[list[np.ndarray], list]:
     return plates, layers
 
 
+WHOLE_PLATES = (
+    # (images, dark level, smallest worm area): lifespan scans are the pixel maximum of a plate's two scans, two
+    # minutes apart, so its live worms, which moved, are gone; what stays dark is dead worms, debris and structure.
+    *((f"quantworm_lifespan/{n}/assembled.jpeg", f"quantworm_lifespan/{n}__1/assembled.jpeg", 60.0, 120)
+      for n in (1, 2, 3, 4, 5, 6, 7, 9)),
+    *((f"quantworm_chemotaxis_counter/{n}/assembled_org.jpeg", None, 20.0, 40) for n in (2, 4, 5, 6, 7)),
+)
+"""Whole real plates beyond the TUNE crops (plate 8 of the lifespan scans and plate 3 of the chemotaxis ones hold
+the REPORT crops and are left out). Their worms are not painted out but left out of the loss (:func:`worm_free`),
+with levels checked by eye: the lifespan plates' dead worms are far darker than their debris, the chemotaxis
+plates' worms are faint."""
+
+TILES_PER_PLATE = 2
+TILE = 640
+
+
+def worm_free(image: np.ndarray, level: float, min_area: int, width: int = 11) -> np.ndarray:
+    """Loss weights of a real plate with worms on it: float32, 0 on and around its worms, else 1.
+
+    A worm is a blob darker than the plate's local level (a median over 41 pixels) by ``level``, of at least
+    ``min_area`` pixels and at most 160 long, once the parts thicker than ``width`` (rims, marker lines) are
+    taken away, so that worms touching a line are left out too. Debris lighter than ``level`` stays, as plate.
+    """
+    local = cv2.medianBlur(image, 41).astype(np.float32)
+    dark = ((local - image) > level).astype(np.uint8)
+    thick = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width)))
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(dark & (1 - thick), connectivity=8)
+    worms = (stats[:, cv2.CC_STAT_AREA] >= min_area) & (np.maximum(stats[:, 2], stats[:, 3]) <= 160)
+    worms[0] = False
+    around = cv2.dilate(worms[labels].astype(np.uint8), np.ones((9, 9), np.uint8))
+    return (1 - around).astype(np.float32)
+
+
+def whole_plates(rng: np.random.Generator) -> list:
+    """Tiles of :data:`WHOLE_PLATES` at random places, in worm units (against worms of 30 or 60 grey levels), their
+    worms weighted 0."""
+    folder = REPO.parent / "shared" / "data" / "realplates"
+    plates = []
+    for first, second, level, min_area in WHOLE_PLATES:
+        image = cv2.imread(str(folder / first), cv2.IMREAD_GRAYSCALE)
+        if second is not None:
+            image = np.maximum(image, cv2.imread(str(folder / second), cv2.IMREAD_GRAYSCALE))
+        weight = worm_free(image, level, min_area)
+        for taken in range(TILES_PER_PLATE):
+            top = int(rng.integers(image.shape[0] - TILE))
+            left = int(rng.integers(image.shape[1] - TILE))
+            plate = plate_in_worm_units(image[top:top + TILE, left:left + TILE], True, (30.0, 60.0)[taken % 2])
+            plates.append(replace(plate, weight=np.ascontiguousarray(weight[top:top + TILE, left:left + TILE])))
+    return plates
+
+
+def mined(worm_filter: WormFilter, plates: list) -> list:
+    """``plates`` with their ``hard`` pixels: where ``worm_filter`` sees a worm (probability above 1/2) on these
+    worm-free plates, outside the pixels left out of the loss (hard-negative mining)."""
+    found = []
+    for plate in plates:
+        wrong = worm_filter.probability(plate.image) > 0.5
+        if plate.weight is not None:
+            wrong &= plate.weight > 0
+        found.append(replace(plate, hard=np.argwhere(wrong)))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", type=Path, required=True)
@@ -86,6 +155,10 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=250, help="steps between writes of the model file")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--real", action="store_true", help="also real plates and the real worm (../shared/data)")
+    parser.add_argument("--whole-plates", action="store_true",
+                        help="also tiles of whole real plates, their worms left out of the loss (../shared/data)")
+    parser.add_argument("--mine", action="store_true",
+                        help="centre a share of the crops where the filter of the last chunk saw worms on the plates")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest beside other jobs)")
@@ -105,6 +178,10 @@ def main() -> None:
         layers += real_layers
         sources += ["real plates: wormclean.sim.semireal.TUNE (against worms of 15, 30 and 60 grey levels)",
                     "the real worm of wormpose (every 5th posture, at 0.4, 0.6 and 0.9 of its size)"]
+    if args.whole_plates:
+        plates += whole_plates(np.random.default_rng(11))
+        sources += ["two 640x640 tiles of each of lifespan plates 1-7 and 9 (the maximum of their two scans) and "
+                    "chemotaxis plates 2 and 4-7 of ../shared/data/realplates, their worms left out of the loss"]
     print(f"{len(plates)} plates, {len(layers)} worm layers ({time.time() - started:.0f} s)", flush=True)
 
     done, history = 0, []
@@ -120,13 +197,17 @@ def main() -> None:
     while done < args.steps:
         steps = min(args.chunk, args.steps - done)
         rng = np.random.default_rng([1234, done])
+        if args.mine:
+            plates = mined(worm_filter, plates)
+            print(f"mined: {sum(len(plate.hard) for plate in plates)} pixels seen as worms on worm-free plates",
+                  flush=True)
         losses = train_filter(worm_filter.nets[0], plates, layers, steps, rng, batch_size=args.batch_size,
                               learning_rate=args.learning_rate)
         done += steps
         history.append([done, float(np.mean(losses))])
         worm_filter.save(
             args.output,
-            metadata={"dark_worms": True, "data": sources},
+            metadata={"dark_worms": True, "data": sources + (["hard-negative mining"] if args.mine else [])},
             training={"steps": done, "batch_size": args.batch_size, "crop": 96, "loss_per_chunk": history,
                       "seconds": round(time.time() - started)},
         )
