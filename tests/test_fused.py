@@ -140,13 +140,15 @@ def test_temporal_alone_loses_the_immobile_worms(trained_video_model, structured
     assert temporal.tracked_recall <= 0.1 and temporal.precision >= 0.9
 
 
+@pytest.mark.parametrize("background", ["fused", "temporal"])
 def test_too_few_frames_fall_back_to_filtering_the_frames_with_one_warning(trained_video_model, tmp_path, caplog,
-                                                              tiny_video_settings):
+                                                                           tiny_video_settings, background):
     video = tmp_path / "short.mp4"
     write_simulation(video, SimulationSettings(**{**tiny_video_settings, "n_frames": 5}))
     report: dict = {}
+    cleaner = Cleaner.load(trained_video_model, device="cpu", background=background)
     with caplog.at_level(logging.WARNING):
-        masks = list(Cleaner.load(trained_video_model, device="cpu").iter_masks(video, report=report))
+        masks = list(cleaner.iter_masks(video, report=report))
     assert len(masks) == 5 and report["background"] == "frames" and "5 frames" in report["fallback"]
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1 and "filtering the frames themselves" in warnings[0]

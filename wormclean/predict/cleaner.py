@@ -114,7 +114,8 @@ class Cleaner:
     threshold, delta, min_area, background, worm_filter, adapt_steps :
         How backgrounds become masks; checked as :class:`~wormclean.settings.SegmentSettings`, kept as
         ``segmentation``. ``worm_filter`` (a model file or name, None for the shipped prior) and ``adapt_steps``
-        make the worm filter of fused backgrounds (:mod:`wormclean.predict.worm_filter`).
+        make the worm filter (:mod:`wormclean.predict.worm_filter`) of fused backgrounds, which also filters the
+        frames of a video with no temporal background (fused or temporal).
     dark_worms : bool, optional
         Worms darker than the background; default from the model's metadata (``dark_worms``), else True.
         When it differs from the polarity the model was trained on, frames are inverted before the net and
@@ -161,7 +162,7 @@ class Cleaner:
         self.dark_worms = self.segmentation.dark_worms
         self.invert = self.dark_worms != model_dark_worms
         prepare_net(model.net, self.device)
-        self.worm_filter = WormFilter.load(self.segmentation.worm_filter) if background == "fused" else None
+        self.worm_filter = WormFilter.load(self.segmentation.worm_filter) if background != "net" else None
 
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, device: str | torch.device = "auto", **settings) -> Cleaner:
