@@ -352,8 +352,8 @@ def preview(
     overwrite,
     quiet,
 ):
-    """Check a model on a few frames: one row per frame with the frame, the net's background and the worm mask
-    over the frame, side by side in one PNG."""
+    """Check the job on a few frames: one row per frame with the frame, the background (made as `mask` makes it,
+    `--background`) and the worm mask over the frame, side by side in one PNG."""
     from wormclean.predict.cleaner import Cleaner
     from wormclean.predict.pipeline import write_preview
 
