@@ -80,7 +80,8 @@ def _segment_options(function):
         click.option(
             "--worm-filter",
             default=None,
-            help="Worm filter model file or registered name, for --background fused [default: the shipped prior].",
+            help="Worm filter model file or registered name, for --background fused and for the frames of a video "
+            "with no background of its own [default: the shipped prior].",
         ),
         click.option(
             "--adapt-steps",
