@@ -17,6 +17,7 @@ import torch
 
 from wormclean.errors import OutputError
 from wormclean.io import open_video
+from wormclean.io.atomic import FailSafeFile
 from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.modelfile import Normalisation, load_model, save_model
 from wormclean.model.registry import file_sha256
@@ -243,6 +244,23 @@ def test_writer_grows_and_trims_and_needs_frames_in_order(tmp_path):
         assert file["mask"].attrs["is_light_background"] == 0
         assert np.isnan(file["timestamp/time"][...]).all()
         assert file.attrs["n_frames"] == 40
+
+
+def test_a_writer_stopped_while_laying_out_its_file_closes_it(tmp_path, monkeypatch):
+    # A stop signal can come while the datasets are being made: the HDF5 file must not stay open, or it is
+    # flushed into its closed Python file when collected at exit, and HDF5 crashes the process there.
+    import wormclean.io.masked_video as masked_video
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(masked_video, "_table_dataset", stopped)
+    before = len(h5py.h5f.get_obj_ids())
+    with FailSafeFile(tmp_path / "stopped.hdf5") as file, pytest.raises(KeyboardInterrupt) as stop:
+        MaskedVideoWriter(file, 8, 12, fps=25, bit_depth=8, is_light_background=True, save_interval=10,
+                          bgnd_interval=7, expected_frames=2)  # fmt: skip
+    assert stop.tb is not None  # the traceback, and with it the half-made writer, is still held here
+    assert len(h5py.h5f.get_obj_ids()) == before
 
 
 def test_writer_keeps_every_row_across_its_blocks(tmp_path):

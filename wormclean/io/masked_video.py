@@ -143,60 +143,66 @@ class MaskedVideoWriter:
         self._pending_background: tuple[int, np.ndarray] | None = None
         expected = max(1, int(expected_frames))
         self._file = h5py.File(path, "w")
-        attrs = self._file.attrs
-        attrs["wormclean_version"] = __version__
-        attrs["source_video"] = str(source_video)
-        attrs["settings"] = json.dumps(settings or {}, sort_keys=True, default=str)
-        attrs["model"] = json.dumps(model or {}, sort_keys=True, default=str)
-        self._provenance = {
-            "program": "wormclean",
-            "func_name": "mask_video",
-            "func_arguments": json.dumps(
-                {"source_video": str(source_video), "settings": settings or {}, "model": model or {}},
-                sort_keys=True,
-                default=str,
-            ),
-            "pkgs_versions": {"wormclean": __version__},
-            "cmd_original": command_line,
-        }
-        attrs["n_frames"] = 0
-        attrs["broken_at"] = -1
-        units = _unit_attributes(fps, microns_per_pixel, is_light_background)
-        self._mask = self._image_dataset("mask", expected, units)
-        self._full = self._image_dataset("full_data", -(-expected // self.save_interval), units)
-        self._full.attrs["save_interval"] = self.save_interval
-        self._bgnd = self._image_dataset("bgnd", -(-expected // self.bgnd_interval), units)
-        self._bgnd.attrs["save_interval"] = self.bgnd_interval
-        self._worm_mask = self._file.create_dataset(
-            "worm_mask",
-            shape=(expected, height, width),
-            maxshape=(None, height, width),
-            dtype=np.uint8,
-            chunks=(1, height, width),
-            **_COMPRESSION,
-        )
-        self._mean = self._frame_rows("mean_intensity", np.float32, expected)
-        self._raw_time = self._frame_rows("timestamp/raw", np.int64, expected)
-        self._time = self._frame_rows("timestamp/time", np.float64, expected)
-        self._fps = float(fps) if fps and fps > 0 else float("nan")
-        self._frame_times = frame_times or FrameTimes.from_frame_numbers(0, fps)
-        self._video_metadata = _Rows(_table_dataset(self._file, "video_metadata", VIDEO_METADATA_DTYPE, expected))
-        self._video_metadata.dataset.attrs["timestamp_source"] = self._frame_times.source
-        self._video_metadata.dataset.attrs["time_base"] = str(self._frame_times.time_base or "unknown")
-        self._blobs = _Rows(_table_dataset(self._file, "worm_blobs", BLOB_DTYPE, 4 * expected))
-        self.n_blobs = 0
-        self._norm_range = self._full_raw = None
-        if bit_depth > 8:
-            self._norm_range = self._frame_rows("normalization_range", np.float32, expected, columns=2)
-            self._full_raw = self._file.create_dataset(
-                "full_data_raw",
-                shape=self._full.shape,
+        try:
+            attrs = self._file.attrs
+            attrs["wormclean_version"] = __version__
+            attrs["source_video"] = str(source_video)
+            attrs["settings"] = json.dumps(settings or {}, sort_keys=True, default=str)
+            attrs["model"] = json.dumps(model or {}, sort_keys=True, default=str)
+            self._provenance = {
+                "program": "wormclean",
+                "func_name": "mask_video",
+                "func_arguments": json.dumps(
+                    {"source_video": str(source_video), "settings": settings or {}, "model": model or {}},
+                    sort_keys=True,
+                    default=str,
+                ),
+                "pkgs_versions": {"wormclean": __version__},
+                "cmd_original": command_line,
+            }
+            attrs["n_frames"] = 0
+            attrs["broken_at"] = -1
+            units = _unit_attributes(fps, microns_per_pixel, is_light_background)
+            self._mask = self._image_dataset("mask", expected, units)
+            self._full = self._image_dataset("full_data", -(-expected // self.save_interval), units)
+            self._full.attrs["save_interval"] = self.save_interval
+            self._bgnd = self._image_dataset("bgnd", -(-expected // self.bgnd_interval), units)
+            self._bgnd.attrs["save_interval"] = self.bgnd_interval
+            self._worm_mask = self._file.create_dataset(
+                "worm_mask",
+                shape=(expected, height, width),
                 maxshape=(None, height, width),
-                dtype=np.uint16,
+                dtype=np.uint8,
                 chunks=(1, height, width),
                 **_COMPRESSION,
             )
-            self._full_raw.attrs["save_interval"] = self.save_interval
+            self._mean = self._frame_rows("mean_intensity", np.float32, expected)
+            self._raw_time = self._frame_rows("timestamp/raw", np.int64, expected)
+            self._time = self._frame_rows("timestamp/time", np.float64, expected)
+            self._fps = float(fps) if fps and fps > 0 else float("nan")
+            self._frame_times = frame_times or FrameTimes.from_frame_numbers(0, fps)
+            self._video_metadata = _Rows(_table_dataset(self._file, "video_metadata", VIDEO_METADATA_DTYPE, expected))
+            self._video_metadata.dataset.attrs["timestamp_source"] = self._frame_times.source
+            self._video_metadata.dataset.attrs["time_base"] = str(self._frame_times.time_base or "unknown")
+            self._blobs = _Rows(_table_dataset(self._file, "worm_blobs", BLOB_DTYPE, 4 * expected))
+            self.n_blobs = 0
+            self._norm_range = self._full_raw = None
+            if bit_depth > 8:
+                self._norm_range = self._frame_rows("normalization_range", np.float32, expected, columns=2)
+                self._full_raw = self._file.create_dataset(
+                    "full_data_raw",
+                    shape=self._full.shape,
+                    maxshape=(None, height, width),
+                    dtype=np.uint16,
+                    chunks=(1, height, width),
+                    **_COMPRESSION,
+                )
+                self._full_raw.attrs["save_interval"] = self.save_interval
+        except BaseException:
+            # A stop signal or a failure part-way: an h5py file left open would be flushed into its closed
+            # Python file when collected at exit, and HDF5 crashes the process there.
+            self._file.close()
+            raise
 
     def _frame_rows(self, name: str, dtype: type, rows: int, columns: int | None = None) -> _Rows:
         """A growable dataset of one value (or ``columns`` values) per frame, appended to in blocks."""

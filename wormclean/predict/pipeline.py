@@ -219,6 +219,7 @@ def mask_video(
             "sha256": file_sha256(model_path) if model_path else None,
             "metadata": cleaner.model.metadata,
         }
+        check = _OutputCheck(video, this_video.delta)
         # HDF5 crashes the process when it cannot write (a full disk); FailSafeFile keeps that error for us.
         with atomic_output(output, overwrite) as temporary, FailSafeFile(temporary) as file:
             writer = MaskedVideoWriter(
@@ -238,10 +239,10 @@ def mask_video(
                 frame_times=reader.frame_times(),
                 command_line=command_line,
             )
-            stage = _Writer(writer, settings.dilation)
             report: dict = {}
-            check = _OutputCheck(video, this_video.delta)
-            try:
+            stage = None
+            try:  # from here on the file is closed whatever happens, a stop signal included
+                stage = _Writer(writer, settings.dilation)
                 # closing(): on an error, stop the background thread now, not when the traceback is freed.
                 masks = cleaner.iter_masks(
                     reader, this_video.bgnd_interval_frames, check.background(stage.background), report, True
@@ -255,7 +256,8 @@ def mask_video(
                             progress(index + 1, reader.n_frames)
                 stage.finish()
             finally:
-                stage.close()
+                if stage is not None:
+                    stage.close()
                 writer.close(broken_at=reader.broken_at, backgrounds=report)
             if writer.n_frames == 0:
                 raise OutputError(f"{video}: no frame could be decoded, nothing written")
