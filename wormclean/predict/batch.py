@@ -292,8 +292,8 @@ class _Pool(Executor):
                 os.kill(pid, signal.SIGTERM)
 
 
-def _cluster(scheduler: str) -> tuple[Executor, Callable[[], None]]:
-    """An executor on the Dask cluster at ``scheduler``, and how to let go of it."""
+def _cluster(address: str) -> tuple[Executor, Callable[[], None]]:
+    """An executor on the Dask cluster whose scheduler is at ``address``, and how to let go of it."""
     try:
         from distributed import Client
     except ImportError:
@@ -301,10 +301,10 @@ def _cluster(scheduler: str) -> tuple[Executor, Callable[[], None]]:
             "--scheduler needs the Dask 'distributed' package: pip install 'wormclean[cluster]'"
         ) from None
     try:
-        client = Client(scheduler, timeout=30, set_as_default=False)
+        client = Client(address, timeout=30, set_as_default=False)
     except OSError as error:
-        raise SettingsError(f"cannot reach the Dask scheduler at {scheduler} ({error})") from None
-    log.info("Dask cluster at %s: %d workers", scheduler, len(client.scheduler_info().get("workers", {})))
+        raise SettingsError(f"cannot reach the Dask scheduler at {address} ({error})") from None
+    log.info("Dask cluster at %s: %d workers", address, len(client.scheduler_info().get("workers", {})))
     return client.get_executor(pure=False), client.close
 
 
@@ -459,15 +459,15 @@ def mask_batch(
     return [results[video] for video in videos]
 
 
-def _run(items, settings, jobs, scheduler, command_line, status, frames_seen, finish, tell) -> None:
+def _run(items, settings, jobs, cluster_address, command_line, status, frames_seen, finish, tell) -> None:
     """Submit the items (a few more than there are workers, all of them to a cluster, whose scheduler balances
     them), try each failure once more, and hand each final result to ``finish``."""
     reports = None
     release: Callable[[], None] = lambda: None  # noqa: E731
     absolute = {item: item for item in items}
     task = mask_item
-    if scheduler is not None:
-        executor, release = _cluster(scheduler)
+    if cluster_address is not None:
+        executor, release = _cluster(cluster_address)
         absolute = {item: BatchItem(item.video.absolute(), item.output.absolute(), item.replace) for item in items}
         in_flight = len(items)
     elif jobs > 1 and len(items) > 1:
