@@ -151,7 +151,7 @@ def against(background, frames, dark_worms: bool, stats: WormStats | None) -> li
 
 def baseline_masks(frames, cleaner: Cleaner, stats: WormStats | None, truth_background=None) -> dict:
     """Masks of the baselines, with wormclean's threshold and blob cleaning where they give a background."""
-    dark = cleaner.dark_worms
+    dark = cleaner.segmentation.dark_worms
     min_area = stats.min_area if stats is not None else DEFAULT_MIN_AREA
     median = np.median(np.stack(frames), axis=0).astype(np.float32)
     subtractor = cv2.createBackgroundSubtractorMOG2(history=len(frames), detectShadows=False)

@@ -151,8 +151,7 @@ def run_command(arguments: list[str]) -> dict | None:
     done = subprocess.run(command, env=ENVIRONMENT, capture_output=True, text=True)
     if done.returncode == 0:
         return None
-    errors = [line for line in done.stderr.splitlines() if line.startswith("Error")]
-    return {"exit_code": str(done.returncode), "error": errors[-1] if errors else done.stderr[-300:]}
+    return {"exit_code": str(done.returncode), "error": done.stderr}
 
 
 def run_python(plates: dict[str, Path], work: Path) -> dict:
@@ -188,12 +187,20 @@ def run_python(plates: dict[str, Path], work: Path) -> dict:
     return results
 
 
+def _comparable(key: str, value: str | None) -> str | None:
+    """An error is compared by its last line (the message), not by the traceback's paths and line numbers."""
+    if key != "error" or value is None:
+        return value
+    lines = [line for line in value.splitlines() if line.strip()]
+    return lines[-1] if lines else value
+
+
 def compare(before: dict, after: dict) -> list[str]:
     differences = []
     for case in sorted(set(before) | set(after)):
         old, new = before.get(case, {}), after.get(case, {})
         for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
+            if _comparable(key, old.get(key)) != _comparable(key, new.get(key)):
                 differences.append(f"{case}: {key}: {old.get(key, 'missing')} -> {new.get(key, 'missing')}")
     return differences
 
@@ -204,7 +211,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="JSON file of fingerprints to write")
     parser.add_argument("--compare", type=Path, help="fingerprints to compare with")
     parser.add_argument("--only", choices=("cli", "python"), help="run one half only")
+    parser.add_argument("--cases", nargs="+", metavar="NAME", help="run these cases only (CLI, preview and Python)")
     arguments = parser.parse_args()
+    if arguments.cases:
+        for cases in (CLI_CASES, PREVIEW_CASES, PYTHON_CASES):
+            cases[:] = [case for case in cases if case[0] in arguments.cases]
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     plates = make_plates(arguments.plates)
     work = arguments.plates / "outputs"
@@ -218,7 +229,7 @@ def main() -> int:
     if arguments.compare is None:
         return 0
     before = json.loads(arguments.compare.read_text())
-    if arguments.only is not None:
+    if arguments.only is not None or arguments.cases:
         before = {case: value for case, value in before.items() if case in results}
     differences = compare(before, results)
     for line in differences:

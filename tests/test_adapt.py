@@ -10,7 +10,6 @@ import torch
 from wormclean.data.patches import LaggedPatchDataset
 from wormclean.data.videos import video_training_data
 from wormclean.predict.cleaner import Cleaner
-from wormclean.predict.windows import immobile_worm_regions
 from wormclean.segment.metrics import MaskScores
 from wormclean.sim import SimulationSettings, read_truth, write_simulation
 from wormclean.train.fit import TrainSettings, l1_loss, train
@@ -34,7 +33,7 @@ def still_worms(tmp_path_factory, tiny_video_settings):
 
 def test_immobile_worms_are_found_and_masked_out_of_the_targets(trained_video_model, still_worms):
     video, truth = still_worms
-    regions = immobile_worm_regions(Cleaner.load(trained_video_model, device="cpu"), video)
+    regions = Cleaner.load(trained_video_model, device="cpu").immobile_worm_regions(video)
     immobile = np.isin(truth.labels[0], np.nonzero(truth.immobile)[0] + 1)
     assert regions[immobile].mean() > 0.95  # every immobile worm is covered
     # Little else is: a margin around them, and the slow worms that the median over this short clip still holds
@@ -60,7 +59,7 @@ def test_fine_tuning_with_immobile_worms_keeps_removing_them(trained_video_model
     before = immobile_recall(trained_video_model, video, truth)
     finder = Cleaner.load(trained_video_model, device="cpu")
     results = {}
-    for name, excluded in (("excluded", lambda path: immobile_worm_regions(finder, path)), ("included", None)):
+    for name, excluded in (("excluded", finder.immobile_worm_regions), ("included", None)):
         data = video_training_data([video], patch_size=48, seed=0, val_batches=2, excluded=excluded)
         settings = TrainSettings(steps=100, validate_every=100, batch_size=8, learning_rate=2e-3)
         fitted = train(data, settings, tmp_path / f"{name}.pt", init=trained_video_model)

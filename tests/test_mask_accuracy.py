@@ -43,10 +43,10 @@ def scores_of(masks, truth) -> MaskScores:
 def test_net_finds_the_immobile_worms_a_median_misses(trained_video_model, plate):
     video, truth, frames = plate
     cleaner = Cleaner.load(trained_video_model, device="cpu", background="net", min_area=DEFAULT_MIN_AREA)
-    assert cleaner.dark_worms  # from the model's metadata, as the plate has dark worms
+    assert cleaner.segmentation.dark_worms  # from the model's metadata, as the plate has dark worms
     net_masks = [worms for _, _, worms in cleaner.iter_masks(video, bgnd_interval=8)]
     median = np.median(np.stack(frames), axis=0).astype(np.float32)
-    median_masks = [segment(frame, median, min_area=cleaner.min_area) for frame in frames]
+    median_masks = [segment(frame, median, min_area=cleaner.segmentation.min_area) for frame in frames]
     ceiling = scores_of([cleaner.segment(frame, truth.background) for frame in frames], truth)
 
     net, projection = scores_of(net_masks, truth), scores_of(median_masks, truth)

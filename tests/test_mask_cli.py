@@ -236,3 +236,46 @@ def test_registry_resolves_names_paths_and_checks_files(tmp_path, models):
     (tmp_path / "registry.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="registry .* is damaged"):
         resolve_model("plate-v1", folder=tmp_path)
+
+
+def test_cli_options_and_cleaner_keywords_make_the_same_job(models, videos, tmp_path, monkeypatch):
+    # One path from options to a job: `mask` and `preview` build MaskSettings, and Cleaner(**keywords) builds the
+    # same object, so the settings a video resolves to are the same whichever way the job was asked for.
+    import wormclean.predict.batch as batch
+    import wormclean.predict.pipeline as pipeline
+    from wormclean.io import open_video
+    from wormclean.model.modelfile import load_model
+    from wormclean.predict.cleaner import Cleaner
+    from wormclean.settings import MaskSettings
+
+    asked = {}
+
+    def mask_batch(paths, output, settings, **_):
+        asked["mask"] = settings
+        return []
+
+    def write_preview(cleaner, *_):
+        asked["preview"] = cleaner
+        return Path("out.png"), 1
+
+    monkeypatch.setattr(batch, "mask_batch", mask_batch)
+    monkeypatch.setattr(pipeline, "write_preview", write_preview)
+    options = ["--model", models["video"], "--bgnd-interval", "2s", "--background", "net", "--threshold", "otsu",
+               "--delta", "12", "--min-area", "30", "--light-worms", "--tile-size", "64", "--batch-size", "2",
+               "--device", "cpu", "--adapt-steps", "5"]
+    assert run("mask", videos / "day1.mp4", "-o", tmp_path / "out.hdf5", *options).exit_code == 0
+    assert run("preview", videos / "day1.mp4", "-o", tmp_path / "out.png", *options).exit_code == 0
+    keywords = dict(bgnd_interval="2s", background="net", threshold="otsu", delta=12.0, min_area=30, dark_worms=False,
+                    tile_size=64, batch_size=2, device="cpu", adapt_steps=5)
+    assert asked["mask"] == MaskSettings(model=str(models["video"]), **keywords)
+    from_cli = [Cleaner.from_settings(asked["mask"]), asked["preview"]]
+    from_python = Cleaner(load_model(models["video"]), **keywords)
+    with open_video(videos / "day1.mp4") as reader:
+        resolved = from_python.for_video(reader)
+        assert resolved.bgnd_interval_frames == round(2 * reader.fps) and resolved.dark_worms is False
+        assert resolved.device == "cpu" and (resolved.tile_size, resolved.batch_size) == (64, 2)
+        for cleaner in from_cli:
+            assert cleaner.for_video(reader) == resolved
+            assert cleaner.segmentation == from_python.segmentation and cleaner.net == from_python.net
+    with pytest.raises(TypeError, match="either settings or keyword options"):
+        Cleaner(load_model(models["video"]), settings=asked["mask"], device="cpu")

@@ -309,8 +309,8 @@ def test_cleaner_refuses_a_stills_model_and_bad_settings():
         Cleaner(tiny_model(kind="stills"), device="cpu")
     with pytest.raises(SettingsError, match="unknown threshold"):
         Cleaner(tiny_model(), device="cpu", threshold="mean")
-    assert Cleaner(tiny_model(dark_worms=False), device="cpu").dark_worms is False
-    assert Cleaner(tiny_model(dark_worms=False), device="cpu", dark_worms=True).dark_worms is True
+    assert Cleaner(tiny_model(dark_worms=False), device="cpu").segmentation.dark_worms is False
+    assert Cleaner(tiny_model(dark_worms=False), device="cpu", dark_worms=True).segmentation.dark_worms is True
 
 
 class FakeReader:
@@ -333,18 +333,19 @@ class FakeReader:
 
 @pytest.mark.parametrize("n_frames, interval", [(23, 1), (23, 4), (23, 5), (90, 40), (90, 100)])
 def test_every_frame_gets_its_nearest_background(monkeypatch, tmp_path, n_frames, interval):
-    """Backgrounds come from the stream (short intervals) or a second reader (long ones); each frame is
-    segmented against the nearest, the earlier one on ties."""
+    """Backgrounds come from a second reader; each frame is segmented against the nearest, the earlier one on
+    ties."""
     from wormclean.predict import cleaner as cleaner_module
+    from wormclean.predict import windows
 
     reader = FakeReader(n_frames, tmp_path / "fake.avi")
     monkeypatch.setattr(cleaner_module, "VideoReader", FakeReader)
-    monkeypatch.setattr(cleaner_module, "open_video", lambda path: FakeReader(n_frames, path))
+    monkeypatch.setattr(windows, "open_video", lambda path: FakeReader(n_frames, path))
     cleaner = Cleaner(tiny_model(), device="cpu", background="net")
     computed, used = [], {}
     monkeypatch.setattr(cleaner, "backgrounds", lambda frames: [frame.astype(np.float32) for frame in frames])
 
-    def segment(frame, background, background_level, with_contours):
+    def segment(frame, background, worms=None, background_level=None, with_contours=False):
         return np.full(frame.shape, background[0, 0]), []
 
     monkeypatch.setattr(cleaner, "segment", segment)
@@ -362,9 +363,10 @@ def test_stopping_early_stops_the_background_thread(monkeypatch, tmp_path):
     import threading
 
     from wormclean.predict import cleaner as cleaner_module
+    from wormclean.predict import windows
 
     monkeypatch.setattr(cleaner_module, "VideoReader", FakeReader)
-    monkeypatch.setattr(cleaner_module, "open_video", lambda path: FakeReader(90, path))
+    monkeypatch.setattr(windows, "open_video", lambda path: FakeReader(90, path))
     cleaner = Cleaner(tiny_model(), device="cpu", background="net")
     monkeypatch.setattr(cleaner, "backgrounds", lambda frames: [frame.astype(np.float32) for frame in frames])
     before = threading.active_count()

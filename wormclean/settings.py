@@ -15,6 +15,7 @@ Jobs: ``mask`` (:class:`MaskSettings`, of which :class:`SegmentSettings` and :cl
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from wormclean.errors import SettingsError
@@ -50,6 +51,22 @@ the difference, per frame."""
 BACKGROUND_MODES = ("fused", "net", "temporal")
 """fused: the video's own median background, with the net's where it removes worms that never moved; net: the
 net's background alone (the paper's method); temporal: the video's median alone (immobile worms are lost)."""
+
+WINDOW_SAMPLES = 21
+"""Sample frames per window's temporal background (their median): with worms covering a few percent of a plate,
+21 frames leave every pixel worm-free in most of them once the worms have moved a body length or two."""
+
+SAMPLE_SPAN_SECONDS = 300.0
+"""Each window's samples are spread over at least this much of the video around it (the whole of a shorter one):
+long enough for slow worms to move off every pixel they cover, short enough to follow condensation or a plate
+that shifts during a recording."""
+
+CALIBRATION_STRIDE = 2
+"""Every second sample frame is measured for the worm statistics: half the cost, and still tens of worms."""
+
+MIN_TEMPORAL_FRAMES = 8
+"""Videos of fewer frames get no temporal background (a median of a handful of frames keeps the worms); their
+frames are filtered instead."""
 
 DEFAULT_ADAPT_STEPS = 40
 """Most training steps (of 8 crops of 96x96) that adapt the worm filter to a video's plate and worms, per fold.
@@ -181,7 +198,16 @@ class MaskSettings:
     model : str, optional
         Model file path or registered name; None for the default model.
     bgnd_interval : int or str
-        One background per this many frames (``250``) or seconds (``"10s"``).
+        One background per this many frames (``250``) or seconds (``"10s"``); resolved to ``b`` frames per video.
+        This is the one meaning of ``bgnd_interval`` everywhere: the video has a background per window of ``b``
+        frames, the one of window ``j`` filed under frame ``j * b`` (row ``j`` of ``/bgnd``), and every frame is
+        segmented against the background of the window it lies in. From the video (``background`` fused or
+        temporal), window ``j`` is frames ``j * b`` to ``(j + 1) * b - 1`` and its background is made from
+        :data:`WINDOW_SAMPLES` frames sampled across and around it (:func:`~wormclean.predict.windows.plan_windows`).
+        From single frames (``background="net"``, or a video with no temporal background, whose frames are filtered
+        instead), the background is made from frame ``j * b`` alone and its window is the frames nearer to that
+        frame than to ``(j +/- 1) * b`` (ties to the earlier), so that every frame takes the nearest background
+        (:func:`~wormclean.predict.windows.plan_frame_windows`); ``1`` makes one for every frame.
     dilation : int
         Radius in pixels by which worm regions grow before the frame is masked (``/mask``).
     save_interval : int or str
@@ -211,6 +237,11 @@ class MaskSettings:
     microns_per_pixel: float | None = None
 
     def __post_init__(self):
+        # Paths and torch devices as the strings they name: the settings are compared, hashed and saved.
+        for name in ("model", "worm_filter"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        object.__setattr__(self, "device", str(self.device))
         for name in ("bgnd_interval", "save_interval"):
             # Checked and normalised now ("250", "10s"); seconds become frames once a video's fps is known.
             object.__setattr__(self, name, str(parse_span(getattr(self, name), f"--{name.replace('_', '-')}")))
@@ -231,15 +262,23 @@ class MaskSettings:
         return NetSettings(**{field.name: getattr(self, field.name) for field in fields(NetSettings)})
 
     def for_video(
-        self, fps: float, bit_depth: int, segmentation: SegmentSettings | None = None
+        self, fps: float, bit_depth: int, segmentation: SegmentSettings, net: NetSettings
     ) -> VideoMaskSettings:
-        """These settings resolved for a video of ``fps`` frames per second and ``bit_depth`` bits;
-        ``segmentation``, if given, is the one that segments instead of :attr:`segmentation` (a cleaner made
-        apart from these settings)."""
+        """These settings resolved for a video of ``fps`` frames per second and ``bit_depth`` bits, with the
+        ``segmentation`` and ``net`` a :class:`~wormclean.predict.cleaner.Cleaner` resolved (``dark_worms`` from
+        its model, the device and its tiling; the cleaner's :meth:`~wormclean.predict.cleaner.Cleaner.for_video`
+        passes them)."""
         return VideoMaskSettings(
             bgnd_interval_frames=FrameSpan.parse(self.bgnd_interval).frames(fps),
             save_interval_frames=FrameSpan.parse(self.save_interval).frames(fps),
-            delta=(segmentation or self.segmentation).delta_for(bit_depth),
+            delta=segmentation.delta_for(bit_depth),
+            threshold=segmentation.threshold,
+            min_area=segmentation.min_area,
+            background=segmentation.background,
+            dark_worms=segmentation.dark_worms,
+            device=net.device,
+            tile_size=net.tile_size,
+            batch_size=net.batch_size,
         )
 
     def to_dict(self) -> dict:
@@ -249,21 +288,38 @@ class MaskSettings:
 
 @dataclass(frozen=True)
 class VideoMaskSettings:
-    """What :class:`MaskSettings` become for one video: spans in frames, the threshold in its grey levels.
+    """What :class:`MaskSettings` become for one video: spans in frames, the threshold in its grey levels, and
+    what the cleaner resolved (polarity, device, tiling). Recorded in the output as ``resolved``; the background
+    schedule (:class:`~wormclean.predict.windows.BackgroundSchedule`) takes it.
 
     Attributes
     ----------
     bgnd_interval_frames : int
-        Frames per background (the net's frames 0, b, 2b, ... or windows of b frames).
+        Frames per background window (:attr:`MaskSettings.bgnd_interval`).
     save_interval_frames : int
         Frames between whole frames in ``/full_data``.
     delta : float
         The ``"delta"`` threshold in grey levels.
+    threshold, min_area, background : str, int or None, str
+        As in :class:`SegmentSettings`.
+    dark_worms : bool
+        Worms darker than the background (from the model unless given).
+    device : str
+        Where the net runs (``"cpu"``, ``"cuda:0"``).
+    tile_size, batch_size : int
+        The net's tiling on that device.
     """
 
     bgnd_interval_frames: int
     save_interval_frames: int
     delta: float
+    threshold: str
+    min_area: int | None
+    background: str
+    dark_worms: bool
+    device: str
+    tile_size: int
+    batch_size: int
 
     def to_dict(self) -> dict:
         """The settings as plain values."""

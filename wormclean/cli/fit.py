@@ -226,7 +226,5 @@ def _immobile_finder(model_path, device):
     """``path -> bool (H, W)`` regions of a video's immobile worms, found with ``model_path`` (None: the shipped
     model) as 'wormclean mask' finds them."""
     from wormclean.predict.cleaner import Cleaner
-    from wormclean.predict.windows import immobile_worm_regions
 
-    cleaner = Cleaner.load(model_path, device=device)
-    return lambda path: immobile_worm_regions(cleaner, path)
+    return Cleaner.load(model_path, device=device).immobile_worm_regions

@@ -358,18 +358,19 @@ def preview(
     from wormclean.predict.cleaner import Cleaner
     from wormclean.predict.pipeline import write_preview
 
-    cleaner = Cleaner.load(
-        model,
-        device=device,
-        tile_size=tile_size,
-        batch_size=batch_size,
+    settings = MaskSettings(
+        model=model,
+        bgnd_interval=bgnd_interval,
+        background=background,
         threshold=threshold,
         delta=delta,
         min_area=min_area,
+        device=device,
+        tile_size=tile_size,
+        batch_size=batch_size,
         dark_worms=dark_worms,
-        background=background,
         worm_filter=worm_filter,
         adapt_steps=adapt_steps,
     )
-    path, n_drawn = write_preview(cleaner, video, output, n_frames, overwrite, bgnd_interval)
+    path, n_drawn = write_preview(Cleaner.from_settings(settings), video, output, n_frames, overwrite)
     say(f"{path}: {n_drawn} frame{'s' if n_drawn != 1 else ''}", quiet)

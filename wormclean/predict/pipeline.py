@@ -27,7 +27,7 @@ from wormclean.io.masked_video import MaskedVideoWriter
 from wormclean.model.registry import file_sha256
 from wormclean.predict.cleaner import Cleaner
 from wormclean.segment.threshold import brightness_gain, grown_boxes
-from wormclean.settings import DEFAULT_BGND_INTERVAL, MaskSettings
+from wormclean.settings import MaskSettings
 from wormclean.threads import Consumer
 
 log = logging.getLogger(__name__)
@@ -202,18 +202,8 @@ def mask_video(
     output = check_output_path(output, overwrite)
     cleaner = cleaner or Cleaner.from_settings(settings)
     with open_video(video) as reader:
-        this_video = settings.for_video(reader.fps, reader.bit_depth, cleaner.segmentation)
+        this_video = settings.for_video(reader.fps, reader.bit_depth, cleaner.segmentation, cleaner.net)
         model_path = cleaner.model.path
-        resolved = {
-            **this_video.to_dict(),
-            "threshold": cleaner.threshold,
-            "min_area": cleaner.min_area,
-            "background": cleaner.background_mode,
-            "dark_worms": cleaner.dark_worms,
-            "device": str(cleaner.device),
-            "tile_size": cleaner.tile_size,
-            "batch_size": cleaner.batch_size,
-        }
         model_info = {
             "path": str(model_path.resolve()) if model_path else None,
             "sha256": file_sha256(model_path) if model_path else None,
@@ -228,13 +218,13 @@ def mask_video(
                 reader.width,
                 fps=reader.fps,
                 bit_depth=reader.bit_depth,
-                is_light_background=cleaner.dark_worms,
+                is_light_background=this_video.dark_worms,
                 save_interval=this_video.save_interval_frames,
                 bgnd_interval=this_video.bgnd_interval_frames,
                 expected_frames=reader.n_frames,
                 microns_per_pixel=settings.microns_per_pixel,
                 source_video=str(Path(video).resolve()),
-                settings={**settings.to_dict(), "resolved": resolved, "wormclean_version": __version__},
+                settings={**settings.to_dict(), "resolved": this_video.to_dict(), "wormclean_version": __version__},
                 model=model_info,
                 frame_times=reader.frame_times(),
                 command_line=command_line,
@@ -309,11 +299,12 @@ def write_preview(
     output: str | os.PathLike,
     n_frames: int = 3,
     overwrite: bool = False,
-    bgnd_interval: int | str = DEFAULT_BGND_INTERVAL,
+    bgnd_interval: int | str | None = None,
 ) -> tuple[Path, int]:
     """Write :func:`preview_image` of ``n_frames`` frames spread evenly through ``video`` to an image file.
 
-    The backgrounds are those ``wormclean mask`` would use with the same settings and ``bgnd_interval``.
+    The backgrounds are those ``wormclean mask`` would use with the cleaner's settings (``bgnd_interval``, if
+    given, in place of theirs); with the net alone, the net's backgrounds of the frames themselves.
     Returns the image's path and the number of frames drawn: fewer than ``n_frames`` in a shorter video, or
     one that breaks before some of them.
     """
