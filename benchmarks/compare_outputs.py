@@ -154,7 +154,7 @@ def run_command(arguments: list[str]) -> dict | None:
     return {"exit_code": str(done.returncode), "error": done.stderr}
 
 
-def run_python(plates: dict[str, Path], work: Path) -> dict:
+def run_python(plates: dict[str, Path], work: Path, with_regions: bool = True) -> dict:
     import torch
 
     from wormclean import Cleaner
@@ -176,6 +176,8 @@ def run_python(plates: dict[str, Path], work: Path) -> dict:
         except Exception as error:  # a failure is an outcome to compare like any other
             results[name] = {"error": f"{type(error).__name__}: {error}"}
         print(f"{name}: done", flush=True)
+    if not with_regions:
+        return results
     finder = Cleaner(model, device="cpu")
     if hasattr(finder, "immobile_worm_regions"):
         regions = finder.immobile_worm_regions(plates["plate"])
@@ -224,7 +226,8 @@ def main() -> int:
     if arguments.only in (None, "cli"):
         results.update(run_cli(plates, work))
     if arguments.only in (None, "python"):
-        results.update(run_python(plates, work))
+        with_regions = not arguments.cases or "immobile-regions" in arguments.cases
+        results.update(run_python(plates, work, with_regions))
     arguments.out.write_text(json.dumps(results, indent=1, sort_keys=True))
     if arguments.compare is None:
         return 0

@@ -116,8 +116,8 @@ class Cleaner:
         Their net part, resolved: the device (``"auto"`` becomes ``"cuda"`` or ``"cpu"``) and its default tiling
         (:mod:`wormclean.predict.inference`).
     worm_filter : WormFilter or None
-        The worm filter (:mod:`wormclean.predict.worm_filter`) of fused backgrounds, which also filters the frames
-        of a video with no temporal background (fused or temporal); None for ``background="net"``.
+        The worm filter (:mod:`wormclean.predict.worm_filter`) of fused backgrounds, and of the frames of a video
+        with no temporal background (fused or temporal); None with the net alone.
     """
 
     def __init__(self, model: ModelFile, *, settings: MaskSettings | None = None, **options):
