@@ -53,7 +53,13 @@ class Producer:
         self._stopping = threading.Event()
         self.finished = False
         self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            # A stop signal raised while start() waits for the thread: the caller never gets this producer to
+            # close, and a thread left decoding or running the net crashes the interpreter as it exits.
+            self.close()
+            raise
 
     def _produce(self) -> None:
         try:
@@ -92,7 +98,8 @@ class Producer:
     def close(self) -> None:
         """Stop the thread and wait for it."""
         self._stopping.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
 
 def run_ahead(items: Iterator, depth: int, name: str) -> Iterator:

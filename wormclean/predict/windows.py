@@ -397,14 +397,11 @@ class BackgroundSchedule:
         """Yield ``(index, frame, background, level)`` for every frame: its window's background and that
         background's :func:`~wormclean.segment.threshold.background_level`."""
         second = open_video(self.reader.path)
+        worker = frames = None
         try:
             current, made = self._start(second)
-        except BaseException:
-            second.close()
-            raise
-        worker = Producer(made, depth=2, name=f"backgrounds {self.reader.path.name}")
-        frames = self.reader.frames()
-        try:
+            worker = Producer(made, depth=2, name=f"backgrounds {self.reader.path.name}")
+            frames = self.reader.frames()
             level = None if current is None else self._use(current)
             for index, frame in frames:
                 while current is None or index >= current.window.stop:
@@ -419,7 +416,9 @@ class BackgroundSchedule:
                     current = following
                     level = self._use(current)
                 yield index, frame, current, level
-        finally:
-            frames.close()
-            worker.close()
+        finally:  # each thread stopped before the reader it decodes from is closed
+            if frames is not None:
+                frames.close()
+            if worker is not None:
+                worker.close()
             second.close()
