@@ -187,7 +187,8 @@ def test_sensor_noise_is_no_ghost_of_a_worm(tmp_path, n_frames, fps, holds_the_w
     # A blurred plate with sensor noise of 5 grey levels, half the default delta: specks of noise over delta lie on
     # both sides of the median, and counted as ghosts they made a median that shows the plate (a minute of
     # crawling worms) look like one that holds the worms (3 seconds of them).
-    from wormclean.segment.background import MAX_GHOST_RATIO, ghost_ratio
+    from wormclean.segment.background import ghost_ratio
+    from wormclean.settings import MAX_GHOST_RATIO
 
     video = tmp_path / "noisy.mp4"
     write_simulation(video, SimulationSettings(size=512, n_frames=n_frames, fps=fps, n_worms=8, immobile_fraction=0.0,

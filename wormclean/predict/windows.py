@@ -38,8 +38,6 @@ from wormclean.errors import VideoError
 from wormclean.io import VideoReader, open_video
 from wormclean.predict.worm_filter import WormFilter
 from wormclean.segment.background import (
-    MAX_GHOST_RATIO,
-    MOVING_STAGE_FRACTION,
     WormStats,
     calibrate_worms,
     changed_fraction,
@@ -52,7 +50,9 @@ from wormclean.segment.background import (
 from wormclean.segment.threshold import background_level
 from wormclean.settings import (
     CALIBRATION_STRIDE,
+    MAX_GHOST_RATIO,
     MIN_TEMPORAL_FRAMES,
+    MOVING_STAGE_FRACTION,
     SAMPLE_SPAN_SECONDS,
     WINDOW_SAMPLES,
     VideoMaskSettings,

@@ -20,15 +20,9 @@ from skimage.morphology import skeletonize
 
 from wormclean.segment.blobs import outer_contours
 from wormclean.segment.threshold import blob_areas, brightness_gain, label_components, worm_signal
+from wormclean.settings import MIN_MOVING_BLOBS, NOISY, REGION_AREAS, REGION_LEVELS
 
 _LEVEL_SAMPLES = 65536
-
-MIN_MOVING_BLOBS = 3
-"""Fewer moving-worm blobs than this in a window's sample frames: the worm statistics come from the priors."""
-
-MOVING_STAGE_FRACTION = 0.2
-"""A sample frame differing from the temporal background over more than this fraction of its pixels means the
-camera or the stage moved (or the light changed): the temporal background does not hold and the net is used."""
 
 
 @dataclass(frozen=True)
@@ -165,13 +159,6 @@ def changed_fraction(frame: np.ndarray, background: np.ndarray, delta: float) ->
     return float(np.count_nonzero(difference > delta)) / difference.size
 
 
-MAX_GHOST_RATIO = 0.6
-"""Where worms have moved less than their own length over the samples, the median still holds them, and the
-frames are lighter than it where a worm has just left (a ghost) about as often as darker where a worm is. Over
-this ratio of ghost to worm pixels the median is no background (measured: 0.98 for a 3-second clip of crawling
-worms, 0.0-0.4 for clips where the median works, 0.42 for the real deeptangle plate)."""
-
-
 def ghost_ratio(frames: Sequence[np.ndarray], temporal: np.ndarray, dark_worms: bool, delta: float) -> float:
     """Pixels where sample frames are lighter than the temporal background (darker, for light worms) by more than
     ``delta``, over those where they are darker: 0 for a clean median, about 1 when it holds the moving worms.
@@ -237,14 +224,6 @@ def _skeleton_length(skeleton: np.ndarray) -> float:
     return max(1.0, orthogonal + math.sqrt(2) * diagonal)
 
 
-NOISY = 1 / 3
-"""Sensor noise over this fraction of ``delta`` puts one pixel in a few hundred over ``delta`` in a single frame:
-specks enough to grow spurs on every moving worm's edge, which make the worms look longer than the candidates the
-fusion measures on the temporal background (a median of many frames, nearly free of noise). Measured: 2.4-2.9 grey
-levels on plates of noise 2.5-3, 1.5 on the real deeptangle plate, 4.5 on a blurred plate of noise 5, whose worms
-looked 41 % longer (55.8 pixels against 39.5)."""
-
-
 def sensor_noise(frames: Sequence[np.ndarray], temporal: np.ndarray, dark_worms: bool) -> float:
     """Standard deviation of the noise of single frames against the temporal background, grey levels: the median
     absolute deviation of their worm signal (worms are too few pixels to move it), on a grid of pixels."""
@@ -287,15 +266,6 @@ def calibrate_worms(
         *(float(np.percentile(values, 75)) for values in (area, width, length, contrast)),
         "video",
     )
-
-
-REGION_LEVELS = (0.5, 0.9)
-"""A still worm is where the filter's probability is over the first level, connected to a pixel over the second:
-the worm's faint edge is taken with its sure core, and a faint smudge with no sure core is not."""
-
-REGION_AREAS = (0.25, 3.0)
-"""A filter region is a still worm when its area is within these factors of the video's typical moving worm: from
-a worm half buried in the lawn to a few worms lying together; what is smaller or larger is no worm of this video."""
 
 
 @dataclass(frozen=True)
