@@ -25,6 +25,7 @@ COMMANDS = {
     "fit": "fit:fit",
     "mask": "mask:mask",
     "preview": "mask:preview",
+    "adapt": "mask:adapt",
     "crops": "stills:crops",
     "filter": "stills:filter_images",
     "evaluate": "stills:evaluate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shlex
 import sys
 from pathlib import Path
@@ -52,75 +53,78 @@ def _model_option(function):
     )(function)
 
 
-def _segment_options(function):
-    options = [
-        click.option(
-            "--threshold",
-            type=click.Choice(THRESHOLD_METHODS),
-            default=SegmentSettings.threshold,
-            show_default=True,
-            help="delta: a worm pixel differs from the background by more than --delta grey levels; "
-            "otsu: Otsu's threshold of the difference, per frame.",
-        ),
-        click.option(
-            "--delta",
-            type=FiniteFloat(min=0, min_open=True),
-            default=None,
-            help="Threshold in grey levels [default: 10 for 8-bit video, scaled by 2^(bits-8)].",
-        ),
-        click.option(
-            "--background",
-            type=click.Choice(BACKGROUND_MODES),
-            default=SegmentSettings.background,
-            show_default=True,
-            help="fused: the video's own median background (every static thing kept as it is), with the worms "
-            "that never move filled in where the worm filter sees them; net: the net's background alone (the "
-            "paper's method); temporal: the median alone (immobile worms become background).",
-        ),
-        click.option(
-            "--worm-filter",
-            default=None,
-            help="Worm filter model file or registered name, for --background fused and for the frames of a video "
-            "with no background of its own [default: the shipped prior].",
-        ),
-        click.option(
-            "--adapt-steps",
-            type=click.IntRange(min=0),
-            default=SegmentSettings.adapt_steps,
-            show_default=True,
-            help="Most training steps that adapt the worm filter to each video's plate and moving worms (0: the "
-            "filter as it is).",
-        ),
-        click.option(
-            "--min-area",
-            type=click.IntRange(min=0),
-            default=None,
-            help="Smallest worm blob in pixels [default: a quarter of the worms the video shows moving; "
-            f"{DEFAULT_MIN_AREA} with --background net].",
-        ),
-        click.option(
-            "--dark-worms/--light-worms",
-            "dark_worms",
-            default=None,
-            help="Worms darker than the background (bright field) or lighter (dark field) [default: from the model].",
-        ),
-        click.option(
-            "--tile-size",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Largest tile the net sees, in pixels [default: 1024 on CPU, 2048 on CUDA].",
-        ),
-        click.option(
-            "--batch-size",
-            type=click.IntRange(min=1),
-            default=None,
-            help="Tiles per forward pass [default: 1 on CPU, 4 on CUDA].",
-        ),
-        device_option,
-        _model_option,
-    ]
-    for option in reversed(options):
-        function = option(function)
+_SEGMENT_OPTIONS = {
+    "threshold": click.option(
+        "--threshold",
+        type=click.Choice(THRESHOLD_METHODS),
+        default=SegmentSettings.threshold,
+        show_default=True,
+        help="delta: a worm pixel differs from the background by more than --delta grey levels; "
+        "otsu: Otsu's threshold of the difference, per frame.",
+    ),
+    "delta": click.option(
+        "--delta",
+        type=FiniteFloat(min=0, min_open=True),
+        default=None,
+        help="Threshold in grey levels [default: 10 for 8-bit video, scaled by 2^(bits-8)].",
+    ),
+    "background": click.option(
+        "--background",
+        type=click.Choice(BACKGROUND_MODES),
+        default=SegmentSettings.background,
+        show_default=True,
+        help="fused: the video's own median background (every static thing kept as it is), with the worms "
+        "that never move filled in where the worm filter sees them; net: the net's background alone (the "
+        "paper's method); temporal: the median alone (immobile worms become background).",
+    ),
+    "worm_filter": click.option(
+        "--worm-filter",
+        default=None,
+        help="Worm filter model file or registered name, for --background fused and for the frames of a video "
+        "with no background of its own [default: the shipped prior].",
+    ),
+    "adapt_steps": click.option(
+        "--adapt-steps",
+        type=click.IntRange(min=0),
+        default=SegmentSettings.adapt_steps,
+        show_default=True,
+        help="Most training steps that adapt the worm filter to each video's plate and moving worms (0: the "
+        "filter as it is).",
+    ),
+    "min_area": click.option(
+        "--min-area",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Smallest worm blob in pixels [default: a quarter of the worms the video shows moving; "
+        f"{DEFAULT_MIN_AREA} with --background net].",
+    ),
+    "dark_worms": click.option(
+        "--dark-worms/--light-worms",
+        "dark_worms",
+        default=None,
+        help="Worms darker than the background (bright field) or lighter (dark field) [default: from the model].",
+    ),
+    "tile_size": click.option(
+        "--tile-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Largest tile the net sees, in pixels [default: 1024 on CPU, 2048 on CUDA].",
+    ),
+    "batch_size": click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Tiles per forward pass [default: 1 on CPU, 4 on CUDA].",
+    ),
+    "device": device_option,
+    "model": _model_option,
+}
+"""The options of how backgrounds become masks, by name; `mask` and `preview` take them all."""
+
+
+def _segment_options(function, names=tuple(_SEGMENT_OPTIONS)):
+    for name in reversed(names):
+        function = _SEGMENT_OPTIONS[name](function)
     return function
 
 
@@ -374,3 +378,67 @@ def preview(
     )
     path, n_drawn = write_preview(Cleaner.from_settings(settings), video, output, n_frames, overwrite)
     say(f"{path}: {n_drawn} frame{'s' if n_drawn != 1 else ''}", quiet)
+
+
+@click.command()
+@click.argument("videos", nargs=-1, required=True, metavar="VIDEO_OR_FOLDER...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Worm filter file to write; NAME.loss.png (the training loss) is written beside it.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps of 8 crops [default: 400].")
+@click.option("--learning-rate", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="Adam's learning rate [default: 1e-4, a tenth of the prior's training, so it is not undone].")
+@click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same filter.")
+@functools.partial(_segment_options, names=("worm_filter", "adapt_steps", "delta", "dark_worms", "device", "model"))
+@overwrite_option
+@quiet_option
+@verbose_option
+def adapt(videos, output, steps, learning_rate, seed, worm_filter, adapt_steps, delta, dark_worms, device, model,
+          overwrite, quiet, verbose):  # fmt: skip
+    """Adapt the worm filter to videos recorded alike (the same plates, light and worms), once, and save it.
+
+    Mask with it and no per-video adaptation: `wormclean mask VIDEOS -o OUT --worm-filter FILE --adapt-steps 0`.
+    Each video's moving worms are pasted on every video's plate (its temporal background) to train the filter.
+    The worms that lay still on a plate are first found as the job finds them (the prior adapted to that video by
+    --adapt-steps) and left out of the training, so the filter does not learn that still worms are plate. Videos
+    with no temporal background (too short, a moving stage) are reported and skipped.
+    """
+    from wormclean.io import find_videos
+    from wormclean.io.atomic import check_output_path
+    from wormclean.predict.cleaner import Cleaner
+    from wormclean.predict.lab_filter import DEFAULT_LAB_STEPS, fit_lab_filter, plot_losses
+    from wormclean.train.worm_filter import ADAPT_LEARNING_RATE
+
+    raise_log_level(verbose)
+    output = check_output_path(output, overwrite)
+    paths = find_videos(videos)
+    settings = MaskSettings(model=model, background="fused", delta=delta, device=device, dark_worms=dark_worms,
+                            worm_filter=worm_filter, adapt_steps=adapt_steps)  # fmt: skip
+    cleaner = Cleaner.from_settings(settings)
+    steps = steps or DEFAULT_LAB_STEPS
+    learning_rate = learning_rate or ADAPT_LEARNING_RATE
+    bars = [progress_bar(len(paths), "videos", "video", quiet)]
+
+    def stepped(step: int, loss: float) -> None:
+        if len(bars) == 1:  # the videos are read: training starts
+            bars[0].close()
+            bars.append(progress_bar(steps, "training", "step", quiet))
+        bars[-1].update(1)
+        bars[-1].set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    try:
+        result = fit_lab_filter(cleaner, paths, steps, learning_rate, seed=seed,
+                                on_video=lambda path: bars[0].update(1), on_step=stepped)  # fmt: skip
+    finally:
+        for bar in bars:
+            bar.close()
+    metadata = result.metadata(worm_filter or "the shipped prior")
+    result.worm_filter.save(output, metadata, {"steps": steps, "learning_rate": learning_rate, "seed": seed})
+    plot_losses(result.losses, output.with_name(output.stem + ".loss.png"))
+    used = [video for video in result.videos if video["moving_worms"] is not None]
+    for video in result.videos:
+        if video["moving_worms"] is None:
+            click.echo(f"Warning: {video['video']}: no temporal background, not used", err=True)
+    say(f"{output}: adapted to {len(used)} of {len(paths)} videos ({sum(v['moving_worms'] for v in used)} moving "
+        f"worms; {sum(v['still_worm_pixels'] for v in used)} still-worm pixels left out), loss "
+        f"{metadata['adapted']['loss_first_10']:.3f} -> {metadata['adapted']['loss_last_10']:.3f}", quiet)  # fmt: skip

@@ -21,7 +21,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -87,6 +87,26 @@ def match_model_units(values: np.ndarray, normalisation) -> tuple[float, float]:
     spread = max(float(values.std()), 1e-3)
     gain = spread / normalisation.scale
     return gain, median - normalisation.offset * gain
+
+
+@dataclass(frozen=True)
+class VideoPlate:
+    """What one video teaches the worm filter (:meth:`Cleaner.video_plate`).
+
+    Attributes
+    ----------
+    plate : Plate
+        Its temporal background in worm units.
+    layers : list of WormLayer
+        Its moving worms.
+    still_worms : np.ndarray or None
+        bool ``(H, W)``: where the filter adapted to the video sees still worms in the plate (grown as the fused
+        background fills them in); None where it sees none.
+    """
+
+    plate: Plate
+    layers: list[WormLayer]
+    still_worms: np.ndarray | None
 
 
 class Cleaner:
@@ -320,14 +340,28 @@ class Cleaner:
         Training leaves these out of the loss (:class:`~wormclean.data.patches.LaggedPatchDataset`): a pair of
         frames shows an immobile worm in both, and a net that learns the pair learns to keep it.
         """
+        plate = self.video_plate(path)
+        return None if plate is None else plate.still_worms
+
+    def video_plate(self, path: str | os.PathLike) -> VideoPlate | None:
+        """What a video teaches the worm filter, made over the whole video as one window of a fused background:
+        its temporal background in worm units, its moving worms, and where the filter (adapted to the video as
+        in the job) sees still worms; None where the video has no temporal background (logged)."""
+        seen: dict = {}
+
+        def adapt(plate: Plate, layers: list[WormLayer], stats: WormStats) -> WormFilter:
+            seen.update(plate=plate, layers=list(layers))
+            return self.adapt_filter(plate, layers, stats)
+
         with open_video(path) as reader:
-            schedule = BackgroundSchedule(reader, self.for_video(reader, reader.n_frames), self.methods)
+            resolved = replace(self.for_video(reader, reader.n_frames), background="fused")
+            schedule = BackgroundSchedule(reader, resolved, replace(self.methods, adapt_filter=adapt))
             try:
                 made = schedule.backgrounds_at([0])[0]
             except TemporalUnavailable as reason:
-                log.info("%s: immobile worms cannot be found (%s); the whole frame is trained on", path, reason)
+                log.info("%s: no temporal background (%s); it teaches the worm filter nothing", path, reason)
                 return None
-        return made.worm_regions
+        return VideoPlate(seen["plate"], seen["layers"], made.worm_regions)
 
     def frames_per_call(self, shape: tuple[int, int]) -> int:
         """How many frames of ``shape`` fill one batch of tiles (at least 1)."""

@@ -181,10 +181,17 @@ def plot_losses(log_path: Path, plot_path: Path) -> None:
     axes.set_xlabel("step")
     axes.set_ylabel("L1 loss (normalised units)")
     axes.set_yscale("log")
+    save_plot(figure, axes, plot_path)
+
+
+def save_plot(figure, axes, path: Path) -> None:
+    """Finish a one-axes loss plot (legend, grid) and write it as a PNG, atomically; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    with atomic_output(plot_path, overwrite=True) as temporary:
+    with atomic_output(path, overwrite=True) as temporary:
         figure.savefig(temporary, format="png")
     plt.close(figure)
 
