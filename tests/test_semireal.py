@@ -16,9 +16,11 @@ from wormclean.sim.semireal import (
     REAL_WORM_LENGTH,
     REPORT,
     TUNE,
+    VALIDATE,
     BackgroundCrop,
     compose_plate,
     load_background,
+    plate_of,
     real_worm_layers,
     structure_map,
     worm_like_blobs,
@@ -145,13 +147,20 @@ def test_written_plate_reads_back(layers, tmp_path):
 
 
 def test_named_backgrounds_are_apart_and_of_plate_size():
-    names = [crop.name for crop in TUNE + REPORT]
+    names = [crop.name for crop in TUNE + VALIDATE + REPORT]
     assert len(set(names)) == len(names)
-    assert not {crop.source for crop in TUNE} & {crop.source for crop in REPORT}
-    for crop in TUNE + REPORT:
+    plates = [{plate_of(crop.source) for crop in crops} for crops in (TUNE, VALIDATE, REPORT)]
+    assert not plates[0] & plates[1] and not plates[0] & plates[2] and not plates[1] & plates[2]
+    assert len(VALIDATE) in (2, 3)
+    for crop in TUNE + VALIDATE + REPORT:
         _, _, width, height = crop.box
         assert 512 <= max(width, height) <= 1024
         assert all(x + w <= width and y + h <= height for x, y, w, h in crop.paint)
+
+
+def test_a_plate_is_its_folder_whichever_scan():
+    assert plate_of("quantworm_lifespan/8__1/assembled.jpeg") == plate_of("quantworm_lifespan/8/assembled.jpeg")
+    assert plate_of("quantworm_lifespan/1/assembled.jpeg") != plate_of("quantworm_lifespan/10/assembled.jpeg")
 
 
 # A 400x480 cut of a real chemotaxis plate (tests/data/README.md): the end of a marker-pen line in the rim's

@@ -8,6 +8,15 @@ The simulator's plates are not the world. Here both parts come from real recordi
 * the backgrounds are named crops of real plates (``../shared/data/realplates``) with real rims, marker-pen
   lines, lawn edges, vignetting, debris and tile seams, from which the real worms were painted out.
 
+The backgrounds come in three sets, each from plate images the others do not use:
+
+* :data:`TUNE` may be looked at while changing wormclean, and the worm filter prior is trained on it
+  (``examples/train_worm_filter.py --real``), so it cannot tell priors or settings apart;
+* :data:`VALIDATE` is for choosing between priors and settings (a retrained prior against the shipped one, a
+  threshold): it is never trained on (``examples/train_worm_filter.py`` checks that its ``WHOLE_PLATES`` leave
+  these images out) and its figures are never reported as held-out ones, since choosing on them spends them;
+* :data:`REPORT` is held out: neither trained on nor chosen on, only run for the figures that are reported.
+
 A plate follows the paper's additive image model: ``frame = gain[t] * background - sum of worm layers + noise``,
 rounded and clipped to uint8. Moving worms crawl: they step through consecutive real postures while sliding
 along their heading; still worms keep one posture in one place, some on structure and some on plain agar.
@@ -191,6 +200,18 @@ TUNE = (
                    "plate holder bar and corner, round clamp, glossy double rim, textured agar, tile seams",
                    paint=((12, 362, 38, 30), (215, 528, 40, 22)), detect_level=None),
 )
+# Lifespan plate 9 and chemotaxis plate 7, in no other set and not in the shipped prior's training. Chemotaxis plate
+# 7 is over-exposed (its agar is 255 throughout), so it gives no plain-agar crop: one would be blank.
+VALIDATE = (
+    BackgroundCrop("chemo7 line+rim", "quantworm_chemotaxis_counter/7/assembled_org.jpeg", (0, 800, 768, 768),
+                   "marker-pen line crossing the thick rim, a pen-like object at its end, dark shapes in the rim, "
+                   "vignetting, tile seams, saturated agar",
+                   paint=((541, 41, 36, 30), (707, 305, 36, 34)), detect_level=None),
+    BackgroundCrop("lifespan9 clamp+rim", "quantworm_lifespan/9/assembled.jpeg", (735, 120, 640, 640),
+                   "foot of the holder clamp, dark rim arc, neighbouring rims, textured agar, debris clumps, "
+                   "tile seams", paint=((309, 571, 40, 63), (553, 384, 23, 14), (572, 390, 22, 17), (591, 396, 24, 17)),
+                   detect_level=None),
+)
 REPORT = (
     BackgroundCrop("chemo3 line+rim", "quantworm_chemotaxis_counter/3/assembled_org.jpeg", (1750, 825, 750, 750),
                    "marker-pen line reaching the rim, double rim, vignetting, tile seams",
@@ -201,6 +222,15 @@ REPORT = (
                    "two neighbouring rims, holder clip, dark rim shadow, vignetted agar, debris, tile seams",
                    paint=((598, 265, 36, 45), (565, 440, 35, 30)), detect_level=None),
 )
+
+
+def plate_of(source: str) -> str:
+    """The plate a ``realplates`` image shows: its folder, without the ``__1`` of a plate's second scan.
+
+    Two images of one plate (``quantworm_lifespan/8/assembled.jpeg`` and ``quantworm_lifespan/8__1/...``, scanned
+    two minutes apart) share their background, so a plate, not a file, is what a set must keep to itself.
+    """
+    return str(Path(source).parent).removesuffix("__1")
 
 
 def worm_like_blobs(image: np.ndarray, worm_width: float = 8.0, level: float = 25.0,
@@ -241,7 +271,7 @@ def load_background(crop: BackgroundCrop, folder: str | os.PathLike) -> np.ndarr
     Parameters
     ----------
     crop
-        Which image and box (see :data:`TUNE` and :data:`REPORT`).
+        Which image and box (see :data:`TUNE`, :data:`VALIDATE` and :data:`REPORT`).
     folder
         The ``realplates`` folder.
 
