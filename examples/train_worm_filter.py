@@ -40,6 +40,7 @@ from wormclean.model.modelfile import load_model  # noqa: E402
 from wormclean.predict.worm_filter import WormFilter, check_filter_model, new_filter  # noqa: E402
 from wormclean.segment.background import calibrate_worms  # noqa: E402
 from wormclean.sim import Simulation, SimulationSettings  # noqa: E402
+from wormclean.sim.semireal import REPORT, VALIDATE, plate_of  # noqa: E402
 from wormclean.train.worm_filter import train_filter  # noqa: E402
 
 SIM_SEEDS = range(3000, 3032)
@@ -89,13 +90,26 @@ WHOLE_PLATES = (
     # (images, dark level, smallest worm area): lifespan scans are the pixel maximum of a plate's two scans, two
     # minutes apart, so its live worms, which moved, are gone; what stays dark is dead worms, debris and structure.
     *((f"quantworm_lifespan/{n}/assembled.jpeg", f"quantworm_lifespan/{n}__1/assembled.jpeg", 60.0, 120)
-      for n in (1, 2, 3, 4, 5, 6, 7, 9)),
-    *((f"quantworm_chemotaxis_counter/{n}/assembled_org.jpeg", None, 20.0, 40) for n in (2, 4, 5, 6, 7)),
+      for n in (1, 2, 3, 4, 5, 6, 7)),
+    *((f"quantworm_chemotaxis_counter/{n}/assembled_org.jpeg", None, 20.0, 40) for n in (2, 4, 5, 6)),
 )
-"""Whole real plates beyond the TUNE crops (plate 8 of the lifespan scans and plate 3 of the chemotaxis ones hold
-the REPORT crops and are left out). Their worms are not painted out but left out of the loss (:func:`worm_free`),
-with levels checked by eye: the lifespan plates' dead worms are far darker than their debris, the chemotaxis
-plates' worms are faint."""
+"""Whole real plates beyond the TUNE crops. The plates of the VALIDATE crops (lifespan 9, chemotaxis 7) and of the
+REPORT ones (lifespan 8, chemotaxis 3) are left out (:func:`check_held_out` makes sure). Their worms are not painted
+out but left out of the loss (:func:`worm_free`), with levels checked by eye: the lifespan plates' dead worms are far
+darker than their debris, the chemotaxis plates' worms are faint."""
+
+
+def check_held_out(whole_plates: tuple = WHOLE_PLATES) -> None:
+    """Refuse whole plates that show a plate of :data:`~wormclean.sim.semireal.VALIDATE` or
+    :data:`~wormclean.sim.semireal.REPORT`: a prior trained on them would make those sets neither for choosing
+    nor for reporting."""
+    held_out = {plate_of(crop.source) for crop in VALIDATE + REPORT}
+    used = {plate_of(image) for first, second, *_ in whole_plates for image in (first, second) if image is not None}
+    if used & held_out:
+        raise ValueError(f"WHOLE_PLATES uses the held-out plates {sorted(used & held_out)} (VALIDATE or REPORT)")
+
+
+check_held_out()
 
 TILES_PER_PLATE = 2
 TILE = 640
@@ -180,8 +194,8 @@ def main() -> None:
                     "the real worm of wormpose (every 5th posture, at 0.4, 0.6 and 0.9 of its size)"]
     if args.whole_plates:
         plates += whole_plates(np.random.default_rng(11))
-        sources += ["two 640x640 tiles of each of lifespan plates 1-7 and 9 (the maximum of their two scans) and "
-                    "chemotaxis plates 2 and 4-7 of ../shared/data/realplates, their worms left out of the loss"]
+        sources += ["two 640x640 tiles of each of lifespan plates 1-7 (the maximum of their two scans) and "
+                    "chemotaxis plates 2 and 4-6 of ../shared/data/realplates, their worms left out of the loss"]
     print(f"{len(plates)} plates, {len(layers)} worm layers ({time.time() - started:.0f} s)", flush=True)
 
     done, history = 0, []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -161,6 +162,18 @@ def test_named_backgrounds_are_apart_and_of_plate_size():
 def test_a_plate_is_its_folder_whichever_scan():
     assert plate_of("quantworm_lifespan/8__1/assembled.jpeg") == plate_of("quantworm_lifespan/8/assembled.jpeg")
     assert plate_of("quantworm_lifespan/1/assembled.jpeg") != plate_of("quantworm_lifespan/10/assembled.jpeg")
+
+
+def test_the_prior_never_trains_on_validate_or_report_plates():
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_worm_filter.py"
+    spec = importlib.util.spec_from_file_location("train_worm_filter", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)  # runs its check_held_out() on WHOLE_PLATES
+    used = {plate_of(image) for plate in example.WHOLE_PLATES for image in plate[:2] if image is not None}
+    assert not used & {plate_of(crop.source) for crop in VALIDATE + REPORT}
+    second_scan = (f"{Path(REPORT[-1].source).parent}__1/assembled.jpeg", None, 60.0, 120)
+    with pytest.raises(ValueError, match="held-out"):
+        example.check_held_out(example.WHOLE_PLATES + (second_scan,))
 
 
 # A 400x480 cut of a real chemotaxis plate (tests/data/README.md): the end of a marker-pen line in the rim's
