@@ -389,12 +389,14 @@ def preview(
 @click.option("--learning-rate", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Adam's learning rate [default: 1e-4, a tenth of the prior's training, so it is not undone].")
 @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same filter.")
-@functools.partial(_segment_options, names=("worm_filter", "adapt_steps", "delta", "dark_worms", "device", "model"))
+@click.option("--worm-filter", default=None, metavar="PATH|NAME",
+              help="The filter to adapt: a worm filter file or registered name [default: the shipped prior].")
+@functools.partial(_segment_options, names=("adapt_steps", "delta", "dark_worms", "device"))
 @overwrite_option
 @quiet_option
 @verbose_option
-def adapt(videos, output, steps, learning_rate, seed, worm_filter, adapt_steps, delta, dark_worms, device, model,
-          overwrite, quiet, verbose):  # fmt: skip
+def adapt(videos, output, steps, learning_rate, seed, worm_filter, adapt_steps, delta, dark_worms, device, overwrite,
+          quiet, verbose):  # fmt: skip
     """Adapt the worm filter to videos recorded alike (the same plates, light and worms), once, and save it.
 
     Mask with it and no per-video adaptation: `wormclean mask VIDEOS -o OUT --worm-filter FILE --adapt-steps 0`.
@@ -412,7 +414,7 @@ def adapt(videos, output, steps, learning_rate, seed, worm_filter, adapt_steps, 
     raise_log_level(verbose)
     output = check_output_path(output, overwrite)
     paths = find_videos(videos)
-    settings = MaskSettings(model=model, background="fused", delta=delta, device=device, dark_worms=dark_worms,
+    settings = MaskSettings(background="fused", delta=delta, device=device, dark_worms=dark_worms,
                             worm_filter=worm_filter, adapt_steps=adapt_steps)  # fmt: skip
     cleaner = Cleaner.from_settings(settings)
     steps = steps or DEFAULT_LAB_STEPS
