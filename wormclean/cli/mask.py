@@ -403,7 +403,8 @@ def adapt(videos, output, steps, learning_rate, seed, worm_filter, adapt_steps, 
     Each video's moving worms are pasted on every video's plate (its temporal background) to train the filter.
     The worms that lay still on a plate are first found as the job finds them (the prior adapted to that video by
     --adapt-steps) and left out of the training, so the filter does not learn that still worms are plate. Videos
-    with no temporal background (too short, a moving stage) are reported and skipped.
+    with no temporal background (too short, a moving stage) are reported and skipped. Every video's plate is held
+    in memory (16 MB at 2048x2048): for a batch of thousands, adapt to a sample of a few dozen.
     """
     from wormclean.io import find_videos
     from wormclean.io.atomic import check_output_path
