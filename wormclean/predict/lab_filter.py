@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LAB_STEPS = 400
 """Training steps (of 8 crops) of ``wormclean adapt``: ten times what the job gives one video, for a batch of
-videos; about 80 s on two CPU cores."""
+videos. A step takes about 0.2 s on two quiet CPU cores, 1-3 s on two busy ones (measured). 800 did worse than 400
+on the VALIDATE plates (models/README.md)."""
 
 
 @dataclass(frozen=True)
